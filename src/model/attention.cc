@@ -1,0 +1,127 @@
+// Multi-head Latent Attention (spec 4.3), the two forms side by side.
+//
+// Shared by both forms: queries (through the q_lora bottleneck or a single q_proj), the latent
+// c_KV = RMSNorm(kv_a x)[:kv_lora_rank] and the shared key k_pe = RoPE(kv_a x)[kv_lora_rank:],
+// written to the cache before attending so that every token sees itself.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/activation.h"
+#include "kernels/matmul.h"
+#include "kernels/norm.h"
+#include "kernels/rope.h"
+#include "model/model.h"
+
+namespace whale {
+namespace {
+
+float Dot(const float* a, const float* b, int64_t n) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+}  // namespace
+
+void Model::Attention(const MlaWeights& w, int64_t cache_layer,
+                      std::span<const SequenceChunk> batch, int64_t n, std::span<const float> x,
+                      std::span<float> out) {
+  const ModelConfig& c = config_;
+  const int64_t heads = c.num_attention_heads;
+  const int64_t nope = c.qk_nope_head_dim;
+  const int64_t rope = c.qk_rope_head_dim;
+  const int64_t qk = c.qk_head_dim();
+  const int64_t dv = c.v_head_dim;
+  const int64_t r = c.kv_lora_rank;
+  const int64_t row = r + rope;  // one cache row: [latent | k_pe]
+  const float eps = static_cast<float>(c.rms_norm_eps);
+
+  // Queries: q [n, heads, qk] = W_qb · RMSNorm(W_qa · x), or W_q · x without q compression.
+  const std::span<float> q(q_, n * heads * qk);
+  if (c.q_lora_rank > 0) {
+    const std::span<float> q_low(q_low_, n * c.q_lora_rank);                        // [n, q_lora]
+    const std::span<float> q_low_normed(q_low_ + n * c.q_lora_rank, q_low.size());  // [n, q_lora]
+    MatMul(q_low, x, n, w.q_a, &pool_);
+    RmsNorm(q_low_normed, q_low, n, c.q_lora_rank, w.q_a_norm.dtype, w.q_a_norm.data, eps);
+    MatMul(q, q_low_normed, n, w.q_b, &pool_);
+  } else {
+    MatMul(q, x, n, w.q, &pool_);
+  }
+
+  // Keys: kv [n, latent | k_rope] = W_kva · x; the cache gets RMSNorm(latent) and RoPE(k_rope).
+  MatMul(std::span<float>(kv_, n * row), x, n, w.kv_a, &pool_);
+  for (int64_t t = 0; t < n; ++t) {
+    const TokenInfo& info = tokens_[t];
+    float* cached = batch[info.chunk].cache->layer(cache_layer) + info.position * row;  // [row]
+    RmsNorm(std::span<float>(cached, r), std::span<const float>(kv_ + t * row, r), 1, r,
+            w.kv_a_norm.dtype, w.kv_a_norm.data, eps);
+    std::memcpy(cached + r, kv_ + t * row + r, rope * sizeof(float));
+    ApplyRope(std::span<float>(cached + r, rope), 1, rope, rope, info.position, inv_freq_);
+    // Every head's q_pe rotates at the same position.
+    ApplyRope(std::span<float>(q_ + t * heads * qk, heads * qk).subspan(nope), heads, qk, rope,
+              info.position, inv_freq_);
+  }
+
+  const int64_t head_rows = nope + dv;
+  const int64_t L = options_.max_context;
+  const bool absorbed = options_.attention == AttentionForm::kAbsorbed;
+  pool_.ParallelFor(heads, 1, [&](size_t begin, size_t end, int worker) {
+    float* w_head = head_weight_ + worker * head_rows * r;     // [nope + dv, r]: W_UK^h then W_UV^h
+    float* kv_head = head_kv_ + worker * L * (head_rows + 1);  // naive: [L, nope + dv]
+    float* scores = kv_head + L * head_rows;                   // [L]
+    float* query = head_query_ + worker * 2 * row;             // [row]
+    float* mixed = query + row;                                // [row]
+    for (size_t h = begin; h < end; ++h) {
+      DequantizeRows(std::span<float>(w_head, head_rows * r), w.kv_b, h * head_rows,
+                     (h + 1) * head_rows);
+      int64_t t = 0;
+      for (const SequenceChunk& chunk : batch) {
+        const float* cache = chunk.cache->layer(cache_layer);  // [L, row]
+        const int64_t len = static_cast<int64_t>(chunk.tokens.size());
+        const int64_t last = tokens_[t + len - 1].position;
+        if (!absorbed) {
+          // Naive: k_nope^h(s) = W_UK^h c(s) and v^h(s) = W_UV^h c(s) for every position s.
+          for (int64_t s = 0; s <= last; ++s)
+            for (int64_t i = 0; i < head_rows; ++i)
+              kv_head[s * head_rows + i] = Dot(w_head + i * r, cache + s * row, r);
+        }
+        for (int64_t end_t = t + len; t < end_t; ++t) {
+          const int64_t p = tokens_[t].position;
+          const float* q_nope = q_ + (t * heads + h) * qk;  // [nope]
+          const float* q_pe = q_nope + nope;                // [rope]
+          float* o = attn_out_ + (t * heads + h) * dv;      // [dv]
+          if (absorbed) {
+            // query = [W_UKᵀ q_nope | q_pe]: the score is one dot with a cache row.
+            std::fill(query, query + r, 0.0f);
+            for (int64_t i = 0; i < nope; ++i)
+              for (int64_t j = 0; j < r; ++j) query[j] += q_nope[i] * w_head[i * r + j];
+            std::memcpy(query + r, q_pe, rope * sizeof(float));
+            for (int64_t s = 0; s <= p; ++s)
+              scores[s] = softmax_scale_ * Dot(query, cache + s * row, row);
+            Softmax(std::span<float>(scores, p + 1));
+            // u = Σ_s p_s c(s) [r], then o = W_UV^h u.
+            std::fill(mixed, mixed + r, 0.0f);
+            for (int64_t s = 0; s <= p; ++s)
+              for (int64_t j = 0; j < r; ++j) mixed[j] += scores[s] * cache[s * row + j];
+            for (int64_t k = 0; k < dv; ++k) o[k] = Dot(w_head + (nope + k) * r, mixed, r);
+          } else {
+            for (int64_t s = 0; s <= p; ++s)
+              scores[s] = softmax_scale_ * (Dot(q_nope, kv_head + s * head_rows, nope) +
+                                            Dot(q_pe, cache + s * row + r, rope));
+            Softmax(std::span<float>(scores, p + 1));
+            std::fill(o, o + dv, 0.0f);
+            for (int64_t s = 0; s <= p; ++s)
+              for (int64_t k = 0; k < dv; ++k)
+                o[k] += scores[s] * kv_head[s * head_rows + nope + k];
+          }
+        }
+      }
+    }
+  });
+
+  // out [n, hidden] = W_o · [o^0; ...; o^{H-1}]
+  MatMul(out, std::span<const float>(attn_out_, n * heads * dv), n, w.o, &pool_);
+}
+
+}  // namespace whale

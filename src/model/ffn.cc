@@ -1,0 +1,76 @@
+// The feed-forward half of a block: dense SwiGLU, and DeepSeekMoE (spec section 5).
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/activation.h"
+#include "kernels/matmul.h"
+#include "kernels/router.h"
+#include "model/model.h"
+
+namespace whale {
+
+void Model::Mlp(const MlpWeights& w, int64_t inter, int64_t n, std::span<const float> x,
+                std::span<float> out) {
+  const std::span<float> gate(gate_, n * inter);  // [n, inter]
+  const std::span<float> up(up_, n * inter);      // [n, inter]
+  MatMul(gate, x, n, w.gate, &pool_);
+  MatMul(up, x, n, w.up, &pool_);
+  SiluMul(gate, gate, up);
+  MatMul(out, gate, n, w.down, &pool_);
+}
+
+void Model::Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::span<float> out) {
+  const int64_t d = config_.hidden_size;
+  const int64_t experts = config_.n_routed_experts;
+  const int64_t k = config_.num_experts_per_tok;
+
+  // Route: router logits [n, experts] (F32), then each token's top-k experts and weights.
+  const std::span<float> logits(router_logits_, n * experts);
+  MatMul(logits, x, n, w.router, &pool_);
+  const std::span<const float> bias =
+      w.bias ? std::span<const float>(w.bias, experts) : std::span<const float>();
+  const std::span<float> scratch(router_scratch_, RouterScratchSize(router_));
+  for (int64_t t = 0; t < n; ++t)
+    RouteToken(std::span<int32_t>(expert_ids_.data() + t * k, k),
+               std::span<float>(expert_weights_.data() + t * k, k),
+               logits.subspan(t * experts, experts), bias, router_, scratch);
+
+  // Group the (token, slot) pairs by expert, tokens in order within an expert (counting sort),
+  // so each expert runs one matrix product over all of its tokens.
+  std::fill(expert_count_.begin(), expert_count_.end(), 0);
+  for (int64_t i = 0; i < n * k; ++i) ++expert_count_[expert_ids_[i] + 1];
+  for (int64_t e = 0; e < experts; ++e) expert_count_[e + 1] += expert_count_[e];
+  std::vector<int32_t>& offsets = expert_count_;  // offsets[e] = first slot of expert e
+  for (int64_t i = 0; i < n * k; ++i)
+    expert_slots_[offsets[expert_ids_[i]]++] = static_cast<int32_t>(i);
+  // offsets[e] now ends expert e; shift back to starts.
+  for (int64_t e = experts; e > 0; --e) offsets[e] = offsets[e - 1];
+  offsets[0] = 0;
+
+  // y = Σ_k w_k · Expert_k(x) over experts in index order (so a token's sum is the same in any
+  // batch), then + SharedExpert(x).
+  std::fill(out.begin(), out.end(), 0.0f);
+  for (int64_t e = 0; e < experts; ++e) {
+    const int64_t first = offsets[e];
+    const int64_t m = offsets[e + 1] - first;
+    if (m == 0) continue;
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(expert_in_ + i * d, x.data() + (expert_slots_[first + i] / k) * d,
+                  d * sizeof(float));
+    Mlp(w.experts[e], config_.moe_intermediate_size, m, std::span<const float>(expert_in_, m * d),
+        std::span<float>(expert_out_, m * d));
+    for (int64_t i = 0; i < m; ++i) {
+      const int32_t slot = expert_slots_[first + i];
+      const float weight = expert_weights_[slot];
+      float* dst = out.data() + (slot / k) * d;
+      const float* src = expert_out_ + i * d;
+      for (int64_t j = 0; j < d; ++j) dst[j] += weight * src[j];
+    }
+  }
+  if (w.shared) {
+    Mlp(*w.shared, config_.shared_intermediate_size(), n, x, std::span<float>(expert_out_, n * d));
+    for (int64_t i = 0; i < n * d; ++i) out[i] += expert_out_[i];
+  }
+}
+
+}  // namespace whale

@@ -1,0 +1,120 @@
+// Model: the DeepSeek-V2/V3 layer stack over mapped weights (spec sections 4-6).
+//
+// Forward(batch) runs several sequences in one pass: every projection is one matrix product over
+// all tokens of the batch, attention runs per sequence against its own KvCache, and MoE groups
+// the batch's tokens by expert. Activations are F32, row-major, preallocated for
+// `max_batch_tokens`; nothing is allocated per call.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernels/router.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+#include "util/aligned_buffer.h"
+#include "util/thread_pool.h"
+
+namespace whale {
+
+// Naive: per-head K and V expanded from the latent cache. Absorbed: queries folded into the
+// latent space, output through the value half of kv_b_proj (what decode uses). Equal in exact
+// arithmetic; both kept and tested equal.
+enum class AttentionForm { kAbsorbed, kNaive };
+
+// A run of new tokens for one sequence; they take positions cache->length() onwards, and the
+// cache advances past them.
+struct SequenceChunk {
+  KvCache* cache = nullptr;
+  std::span<const int32_t> tokens;
+  bool all_logits = false;  // logits for every token of the chunk, else for its last token only
+};
+
+struct ModelOptions {
+  int64_t max_batch_tokens = 512;  // tokens per Forward call, over all chunks
+  int64_t max_context = 4096;      // longest KvCache used with this model
+  AttentionForm attention = AttentionForm::kAbsorbed;
+};
+
+class Model {
+ public:
+  Model(const Weights& weights, ThreadPool& pool, const ModelOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelOptions& options() const { return options_; }
+  void set_attention_form(AttentionForm form) { options_.attention = form; }
+
+  // A cache for the main layers / for the MTP module, `context` positions long.
+  KvCache NewCache(int64_t context) const;
+  KvCache NewMtpCache(int64_t context) const;
+
+  // Rows of logits Forward writes for `batch`: a chunk's length if all_logits, else 1.
+  static int64_t LogitRows(std::span<const SequenceChunk> batch);
+
+  // logits: [LogitRows(batch), vocab], chunk by chunk. final_hidden (optional):
+  // [n_tokens, hidden], the final normed hidden state of every token, which the MTP module
+  // takes. Throws Error on a token id outside the vocabulary, a context overflow or a batch over
+  // max_batch_tokens; the caches are unchanged then.
+  void Forward(std::span<const SequenceChunk> batch, std::span<float> logits,
+               std::span<float> final_hidden = {});
+
+  // The MTP module (spec section 6): chunk tokens are t_{i+1}, `hidden` [n_tokens, hidden] holds
+  // the main model's final normed hidden states h_i, chunk caches are MTP caches whose length is
+  // position i. Writes draft logits predicting t_{i+2}, [LogitRows(batch), vocab].
+  void ForwardMtp(std::span<const SequenceChunk> batch, std::span<const float> hidden,
+                  std::span<float> logits);
+
+ private:
+  struct TokenInfo {
+    int32_t chunk;     // index into the batch
+    int64_t position;  // absolute position in its sequence
+  };
+
+  int64_t Prepare(std::span<const SequenceChunk> batch, bool mtp);
+  void Embed(const WeightMatrix& table, std::span<const SequenceChunk> batch, float* out);
+  void Block(const BlockWeights& block, int64_t cache_layer, std::span<const SequenceChunk> batch,
+             int64_t n);
+  void Attention(const MlaWeights& w, int64_t cache_layer, std::span<const SequenceChunk> batch,
+                 int64_t n, std::span<const float> x, std::span<float> out);
+  void Mlp(const MlpWeights& w, int64_t inter, int64_t n, std::span<const float> x,
+           std::span<float> out);
+  void Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::span<float> out);
+  void Head(const NormWeight& norm, const WeightMatrix& head, std::span<const SequenceChunk> batch,
+            int64_t n, std::span<float> logits, std::span<float> final_hidden);
+
+  const Weights& weights_;
+  const ModelConfig& config_;
+  ThreadPool& pool_;
+  ModelOptions options_;
+  std::vector<float> inv_freq_;  // [qk_rope_head_dim / 2] YaRN frequencies
+  float softmax_scale_;
+  RouterParams router_;
+
+  // Scratch, preallocated for max_batch_tokens (n below) and max_context (L).
+  std::vector<TokenInfo> tokens_;  // [n]
+  AlignedBuffer buffer_;
+  float* residual_;       // [n, hidden]
+  float* normed_;         // [n, hidden]
+  float* branch_;         // [n, hidden]: attention or FFN output before the residual add
+  float* q_low_;          // [n, q_lora_rank]
+  float* q_;              // [n, heads, qk_head_dim]
+  float* kv_;             // [n, kv_lora_rank + qk_rope_head_dim]
+  float* attn_out_;       // [n, heads, v_head_dim]
+  float* head_weight_;    // [workers, qk_nope + v, kv_lora_rank]: one head's kv_b rows, dequantized
+  float* head_kv_;        // [workers, L, qk_nope + v] (naive) / [workers, L] scores (absorbed)
+  float* head_query_;     // [workers, kv_lora_rank + qk_rope]
+  float* gate_;           // [n, max intermediate]
+  float* up_;             // [n, max intermediate]
+  float* expert_in_;      // [n, hidden]
+  float* expert_out_;     // [n, hidden]
+  float* router_logits_;  // [n, n_routed_experts]
+  float* router_scratch_;              // [RouterScratchSize]
+  std::vector<int32_t> expert_ids_;    // [n, top_k]
+  std::vector<float> expert_weights_;  // [n, top_k]
+  std::vector<int32_t> expert_count_;  // [n_routed_experts + 1]
+  std::vector<int32_t> expert_slots_;  // [n * top_k]: (token, k) slots grouped by expert
+  float* mtp_concat_;                  // [n, 2 * hidden]
+};
+
+}  // namespace whale

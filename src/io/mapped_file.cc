@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "util/error.h"
 
@@ -45,12 +44,11 @@ MappedFile::~MappedFile() {
 }
 
 std::string ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) Fail(path, ": cannot open: ", std::strerror(errno));
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad()) Fail(path, ": read error");
-  return contents.str();
+  // Through the map, so that a directory or a device is refused with a clear message instead
+  // of reading as an empty stream.
+  const MappedFile file(path);
+  const auto bytes = file.bytes();
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 void WriteTextFile(const std::string& path, std::string_view contents) {

@@ -39,10 +39,11 @@ struct SafetensorsHeader {
 
 // Parses and validates the header of a whole safetensors file held in `file`. Checks: file at
 // least 8 bytes; header length within kMaxSafetensorsHeaderBytes and the file; well-formed JSON
-// object; each entry has exactly dtype/shape/data_offsets of the right JSON types; known dtype;
-// non-negative dimensions without overflow; prod(shape) * size(dtype) == end - begin;
-// begin <= end; spans inside the data section; no two spans overlap; `__metadata__` maps strings
-// to strings. Throws Error naming `path` and, where one is involved, the tensor.
+// object without repeated keys; each entry has exactly dtype/shape/data_offsets of the right
+// JSON types; known dtype; rank <= Tensor::kMaxRank; non-negative dimensions whose sizes fit in
+// 64 bits; prod(shape) * size(dtype) == end - begin; begin <= end; spans inside the data section;
+// no two non-empty spans overlap (gaps are allowed); `__metadata__` maps strings to strings.
+// Throws Error naming `path` and, where one is involved, the tensor (nothing else but bad_alloc).
 SafetensorsHeader ParseSafetensorsHeader(std::span<const uint8_t> file, const std::string& path);
 
 // One mapped and validated .safetensors file.
@@ -95,15 +96,20 @@ struct PendingTensor {
   std::function<void(std::span<uint8_t> out)> fill;
 };
 
-// Writes one safetensors file (tensors in the order given, 8-byte aligned data, header padded
-// with spaces to a multiple of 8 as the reference writer does).
+// Writes one safetensors file: the header padded with spaces to a multiple of 8 as the reference
+// writer does, so the data section starts 8-byte aligned; then the tensors in the order given,
+// back to back (the format allows no gaps), so a tensor is aligned to its element size only if
+// the ones before it keep it so. Throws Error naming the file and tensor, before writing anything,
+// for a duplicate or reserved ("__metadata__") name, a negative dimension, a rank above
+// Tensor::kMaxRank, a size that overflows 64 bits, or a missing fill function.
 void WriteSafetensors(const std::string& path, const std::vector<PendingTensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
 // Writes a checkpoint into `dir`: one `model.safetensors` when the total is at most
 // `max_shard_bytes`, else shards `model-00001-of-00003.safetensors`... plus
 // `model.safetensors.index.json` ({"metadata": {"total_size"}, "weight_map"}). Tensors are never
-// split across shards. Returns the file names written.
+// split across shards. A `model.safetensors` or index left in `dir` by an earlier write of the
+// other kind is removed. Returns the file names written.
 std::vector<std::string> WriteCheckpoint(const std::string& dir,
                                          const std::vector<PendingTensor>& tensors,
                                          uint64_t max_shard_bytes);

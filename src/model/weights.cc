@@ -90,6 +90,19 @@ class Mapper {
   const Checkpoint& checkpoint_;
 };
 
+// Weights are read in place, so each must start at an address aligned for its element type.
+// Files written by Hugging Face's safetensors (and by whale) order tensors by decreasing element
+// size and always are; a file that is not gets a clear error instead of misaligned loads.
+void CheckAligned(const Checkpoint& checkpoint, const std::string& name) {
+  const Tensor t = checkpoint.Get(name);
+  const auto address = reinterpret_cast<uintptr_t>(t.data());
+  if (address % SizeOf(t.dtype()) != 0)
+    Fail(checkpoint.FileOf(name), ": tensor '", name, "' (", Name(t.dtype()),
+         ") starts at a byte offset that is not a multiple of its element size; whale maps "
+         "weights in place and needs them aligned (rewrite the file with Hugging Face's "
+         "safetensors)");
+}
+
 }  // namespace
 
 void ValidateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint) {
@@ -111,6 +124,7 @@ void ValidateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint)
     if (!Allowed(spec.role, entry.dtype))
       Fail(checkpoint.FileOf(spec.name), ": tensor '", spec.name, "' is ", Name(entry.dtype),
            "; expected ", AllowedText(spec.role));
+    CheckAligned(checkpoint, spec.name);
     if (entry.dtype != DType::F8_E4M3) continue;
     const std::string scale = ScaleName(spec.name);
     expected.insert(scale);
@@ -122,6 +136,7 @@ void ValidateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint)
       Fail(checkpoint.FileOf(scale), ": tensor '", scale, "' is ", Name(scale_entry.dtype), " ",
            ShapeString(scale_entry.shape), "; expected F32 ", ShapeString(scale_shape),
            " (one scale per 128x128 block of ", ShapeString(spec.shape), ")");
+    CheckAligned(checkpoint, scale);
   }
   for (const std::string& name : checkpoint.Names())
     if (!expected.count(name))

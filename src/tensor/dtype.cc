@@ -2,7 +2,6 @@
 
 #include <bit>
 #include <cmath>
-#include <limits>
 
 #include "util/error.h"
 
@@ -80,7 +79,12 @@ float F16ToF32(uint16_t bits) {
   const uint32_t sign = static_cast<uint32_t>(bits & 0x8000) << 16;
   const uint32_t exponent = (bits >> 10) & 0x1F;
   const uint32_t mantissa = bits & 0x3FF;
-  if (exponent == 0x1F) return std::bit_cast<float>(sign | 0x7F800000 | (mantissa << 13));
+  if (exponent == 0x1F) {
+    // Infinity, or NaN with its payload kept and the quiet bit set: c10::Half decodes through a
+    // float multiply, which quiets signalling NaNs.
+    const uint32_t quiet = mantissa != 0 ? 0x00400000 : 0;
+    return std::bit_cast<float>(sign | 0x7F800000 | quiet | (mantissa << 13));
+  }
   if (exponent == 0) {
     const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
     return sign ? -magnitude : magnitude;
@@ -112,10 +116,11 @@ float F8E4M3ToF32(uint8_t bits) {
   const bool negative = bits & 0x80;
   const int exponent = (bits >> 3) & 0xF;
   const int mantissa = bits & 0x7;
+  // c10's bit-level decode turns S.1111.111 into the float32 S.11111111.1110...0 (a quiet NaN).
+  if (exponent == 0xF && mantissa == 0x7)
+    return std::bit_cast<float>(negative ? 0xFFF00000u : 0x7FF00000u);
   float magnitude;
-  if (exponent == 0xF && mantissa == 0x7) {
-    magnitude = std::numeric_limits<float>::quiet_NaN();
-  } else if (exponent == 0) {
+  if (exponent == 0) {
     magnitude = std::ldexp(static_cast<float>(mantissa), -9);
   } else {
     magnitude = std::ldexp(static_cast<float>(8 + mantissa), exponent - 10);

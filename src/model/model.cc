@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
 
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
@@ -126,14 +125,14 @@ int64_t Model::LogitRows(std::span<const SequenceChunk> batch) {
 
 int64_t Model::Prepare(std::span<const SequenceChunk> batch, bool mtp) {
   int64_t n = 0;
-  std::set<const KvCache*> caches;
   const int64_t layers = mtp ? 1 : config_.num_hidden_layers;
   for (size_t ch = 0; ch < batch.size(); ++ch) {
     const SequenceChunk& chunk = batch[ch];
     if (chunk.cache == nullptr || chunk.tokens.empty())
       Fail("batch chunk ", ch, " needs a cache and at least one token");
-    if (!caches.insert(chunk.cache).second)
-      Fail("batch chunk ", ch, " uses a KV cache that another chunk of the batch uses");
+    for (size_t other = 0; other < ch; ++other)  // batches are small: no allocation here
+      if (batch[other].cache == chunk.cache)
+        Fail("batch chunk ", ch, " uses a KV cache that another chunk of the batch uses");
     if (chunk.cache->n_layers() != layers ||
         chunk.cache->row_size() != config_.latent_cache_values() ||
         chunk.cache->capacity() > options_.max_context)

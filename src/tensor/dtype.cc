@@ -1,5 +1,6 @@
 #include "tensor/dtype.h"
 
+#include <array>
 #include <bit>
 #include <cmath>
 
@@ -112,7 +113,9 @@ uint8_t F32ToF8E4M3(float value) {
   return result | sign;
 }
 
-float F8E4M3ToF32(uint8_t bits) {
+namespace {
+
+float DecodeF8E4M3(uint8_t bits) {
   const bool negative = bits & 0x80;
   const int exponent = (bits >> 3) & 0xF;
   const int mantissa = bits & 0x7;
@@ -126,6 +129,19 @@ float F8E4M3ToF32(uint8_t bits) {
     magnitude = std::ldexp(static_cast<float>(8 + mantissa), exponent - 10);
   }
   return negative ? -magnitude : magnitude;
+}
+
+}  // namespace
+
+float F8E4M3ToF32(uint8_t bits) {
+  // All 256 values, decoded once (a function-local static, so usable during static
+  // initialization): a lookup is far cheaper than ldexp per element.
+  static const std::array<float, 256> values = [] {
+    std::array<float, 256> table{};
+    for (int code = 0; code < 256; ++code) table[code] = DecodeF8E4M3(static_cast<uint8_t>(code));
+    return table;
+  }();
+  return values[bits];
 }
 
 void ConvertToF32(DType src_type, const void* src, std::span<float> dst) {

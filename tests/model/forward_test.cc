@@ -204,6 +204,12 @@ TEST(Forward, BadInputIsAClearErrorAndChangesNothing) {
   ExpectError([&] { model.Forward({&chunk, 1}, logits); }, "context overflow");
   EXPECT_EQ(cache.length(), 16);
   ExpectError([&] { model.NewCache(17); }, "exceeds this model instance's max_context");
+  KvCache shared = model.NewCache(16);
+  const std::vector<int32_t> one = {5};
+  SequenceChunk twice[] = {{&shared, one, false}, {&shared, one, false}};
+  std::vector<float> two_rows(2 * vocab);
+  ExpectError([&] { model.Forward(twice, two_rows); }, "uses a KV cache that another chunk");
+  EXPECT_EQ(shared.length(), 0);
 }
 
 }  // namespace

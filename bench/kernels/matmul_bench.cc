@@ -1,0 +1,96 @@
+// MatMul throughput per weight dtype: GB/s of weights read (the decode limit, n = 1) and GFLOP/s
+// (the prefill limit, n = 128). Arguments: dtype (0 F32, 1 BF16, 2 F8_E4M3), n, rows, cols,
+// threads.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "tensor/dtype.h"
+#include "util/aligned_buffer.h"
+#include "util/thread_pool.h"
+
+namespace whale {
+namespace {
+
+constexpr DType kDTypes[] = {DType::F32, DType::BF16, DType::F8_E4M3};
+// Enough distinct copies of the weight that a pass over them cannot be served from the last
+// level cache (32 MiB on the project's machines): every n = 1 call streams its weight from DRAM.
+constexpr size_t kMinBytesInRotation = size_t{256} << 20;
+
+struct WeightCopy {
+  AlignedBuffer data;
+  std::vector<float> scales;
+  WeightMatrix matrix;
+};
+
+// Random N(0, 1) weights; FP8 is quantized as DeepSeek's checkpoints are: one scale per 128 × 128
+// block equal to the block's amax / 448.
+WeightCopy MakeWeight(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(rows * cols));
+  for (float& v : values) v = normal(rng);
+  WeightCopy copy{AlignedBuffer(values.size() * SizeOf(dtype)), {}, {}};
+  if (dtype == DType::F8_E4M3) {
+    const int64_t block_rows = (rows + 127) / 128, block_cols = (cols + 127) / 128;
+    copy.scales.assign(static_cast<size_t>(block_rows * block_cols), 0.0f);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        float& scale = copy.scales[(i / 128) * block_cols + j / 128];
+        scale = std::max(scale, std::fabs(values[i * cols + j]) / kF8E4M3Max);
+      }
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j)
+        values[i * cols + j] /= copy.scales[(i / 128) * block_cols + j / 128];
+  }
+  ConvertFromF32(dtype, values, copy.data.data());
+  copy.matrix = {dtype, copy.data.data(), rows, cols,
+                 copy.scales.empty() ? nullptr : copy.scales.data()};
+  return copy;
+}
+
+void BM_MatMul(benchmark::State& state) {
+  const DType dtype = kDTypes[state.range(0)];
+  const int64_t n = state.range(1), rows = state.range(2), cols = state.range(3);
+  ThreadPool pool(static_cast<int>(state.range(4)));
+  std::mt19937 rng(1234);
+  const size_t weight_bytes = static_cast<size_t>(rows * cols) * SizeOf(dtype);
+  // Rotating copies matters at n = 1; larger n reuse each weight across tokens anyway.
+  const size_t n_copies = n == 1 ? kMinBytesInRotation / weight_bytes + 1 : 1;
+  std::vector<WeightCopy> weights;
+  for (size_t i = 0; i < n_copies; ++i) weights.push_back(MakeWeight(dtype, rows, cols, rng));
+  std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (float& v : x) v = uniform(rng);
+  size_t next = 0;
+  for (auto _ : state) {
+    MatMul(y, x, n, weights[next].matrix, &pool);
+    benchmark::DoNotOptimize(y.data());
+    next = (next + 1) % weights.size();
+  }
+  state.SetLabel(std::string(Name(dtype)));
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(weight_bytes) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * rows * cols * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void MatMulArgs(benchmark::internal::Benchmark* b) {
+  for (int64_t threads : {1, 2})
+    for (int64_t n : {1, 128})
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2048, 2048}, {7168, 2048}})
+        for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, rows, cols, threads});
+  b->ArgNames({"dtype", "n", "rows", "cols", "threads"});
+  b->UseRealTime();
+}
+
+BENCHMARK(BM_MatMul)->Apply(MatMulArgs);
+
+}  // namespace
+}  // namespace whale
+
+BENCHMARK_MAIN();

@@ -1,0 +1,56 @@
+// Matrix products against stored weights: y = x · Wᵀ with W in F32, BF16 or block-scaled FP8.
+//
+// Weights stay in their stored type; the fast kernel decodes small tiles on the fly. Activations
+// are F32, row-major (the last index is fastest).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "tensor/dtype.h"
+#include "util/thread_pool.h"
+
+namespace whale {
+
+// A [rows = out_features, cols = in_features] weight, as stored in a checkpoint: y = x · Wᵀ.
+struct WeightMatrix {
+  DType dtype;       // F32, BF16 or F8_E4M3
+  const void* data;  // row-major, rows * cols elements
+  int64_t rows, cols;
+  // F8_E4M3 only: [ceil(rows / 128), ceil(cols / 128)] F32 multipliers (the checkpoint's
+  // weight_scale_inv): W[i, j] = fp8(Wq[i, j]) * S[i / 128, j / 128], edge blocks included.
+  const float* block_scales = nullptr;
+};
+
+// Edge of the square FP8 scale blocks (spec 3.3).
+inline constexpr int64_t kWeightScaleBlock = 128;
+
+// Throws whale::Error unless w has a supported dtype, non-negative dims, data, and block scales
+// exactly when it is F8_E4M3. Messages start with `context`.
+void ValidateWeightMatrix(const WeightMatrix& w, std::string_view context);
+// ValidateWeightMatrix, then n >= 0, x.size() == n * cols and y.size() == n * rows.
+void ValidateMatMulArgs(std::span<float> y, std::span<const float> x, int64_t n,
+                        const WeightMatrix& w, std::string_view context);
+
+// y[n, rows] = x[n, cols] · Wᵀ. pool may be nullptr (single thread).
+// Work is split across the pool by output rows; every weight row is decoded from memory once per
+// call whatever n is. Each 128-column block's dot is summed in F32 and then multiplied by its
+// FP8 scale. The order of each sum is left to the compiler's vectorizer: results do not depend
+// on the thread count, but may differ by rounding between machines and compilers. y must not
+// overlap x. Throws whale::Error on an unsupported dtype, missing or stray block scales, or
+// spans whose sizes are not exactly n * cols (x) and n * rows (y).
+void MatMul(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w,
+            ThreadPool* pool);
+
+// The reference: each weight element dequantized exactly as DequantizeRows does, products and
+// sums in double, one rounding to F32 at the end.
+void MatMulRef(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w);
+
+// out[row_end - row_begin, cols] = rows [row_begin, row_end) of W in F32. BF16 and FP8 codes are
+// exact in F32; an FP8 element is then multiplied by its block scale in F32 (one rounding, as
+// DeepSeek's weight_dequant kernel does). For tests and for small absorbed-attention weights.
+void DequantizeRows(std::span<float> out, const WeightMatrix& w, int64_t row_begin,
+                    int64_t row_end);
+
+}  // namespace whale

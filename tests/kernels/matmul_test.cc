@@ -1,0 +1,257 @@
+#include "kernels/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "util/error.h"
+
+namespace whale {
+namespace {
+
+constexpr double kF32Epsilon = 0x1p-24;  // unit roundoff of F32 (half an ulp of 1)
+constexpr int64_t kSizes[] = {1, 31, 32, 33, 127, 128, 129, 200, 300};
+
+// Owns a weight's bytes and scales; matrix() views them.
+struct TestWeight {
+  DType dtype;
+  int64_t rows, cols;
+  std::vector<uint8_t> data;
+  std::vector<float> scales;
+  WeightMatrix matrix() const {
+    return {dtype, data.data(), rows, cols, scales.empty() ? nullptr : scales.data()};
+  }
+};
+
+int64_t ScaleBlocks(int64_t n) {
+  return (n + kWeightScaleBlock - 1) / kWeightScaleBlock;
+}
+
+// F32 and BF16 weights from N(0, 1). FP8 codes drawn uniformly from all 254 finite codes
+// (subnormals and ±448 included), with one scale per block: any positive F32 or, when
+// power_of_two_scales, a power of two (then every dequantized element is exact).
+TestWeight RandomWeight(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng,
+                        bool power_of_two_scales = false) {
+  TestWeight w{dtype, rows, cols, std::vector<uint8_t>(rows * cols * SizeOf(dtype)), {}};
+  if (dtype == DType::F8_E4M3) {
+    std::uniform_int_distribution<int> code(0, 253);
+    for (auto& byte : w.data) {
+      const int c = code(rng);  // skip the NaN codes 0x7F and 0xFF
+      byte = static_cast<uint8_t>(c < 0x7F ? c : c + 1);
+    }
+    std::uniform_real_distribution<float> scale(0.001f, 0.02f);
+    std::uniform_int_distribution<int> exponent(-12, -4);
+    w.scales.resize(ScaleBlocks(rows) * ScaleBlocks(cols));
+    for (float& s : w.scales)
+      s = power_of_two_scales ? std::ldexp(1.0f, exponent(rng)) : scale(rng);
+    return w;
+  }
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> values(rows * cols);
+  for (float& v : values) v = normal(rng);
+  ConvertFromF32(dtype, values, w.data.data());
+  return w;
+}
+
+std::vector<float> RandomActivations(int64_t count, std::mt19937& rng) {
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> x(count);
+  for (float& v : x) v = uniform(rng);
+  return x;
+}
+
+// Σ_k |x[t, k] · W[i, k]| for every (t, i): the scale of a dot product's rounding error.
+std::vector<double> AbsProducts(const std::vector<float>& x, int64_t n, const TestWeight& w) {
+  std::vector<float> dense(w.rows * w.cols);
+  DequantizeRows(dense, w.matrix(), 0, w.rows);
+  std::vector<double> out(n * w.rows);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < w.rows; ++i) {
+      double sum = 0.0;
+      for (int64_t k = 0; k < w.cols; ++k)
+        sum += std::fabs(static_cast<double>(x[t * w.cols + k]) * dense[i * w.cols + k]);
+      out[t * w.rows + i] = sum;
+    }
+  return out;
+}
+
+// Tolerance of a K-term dot product in F32 against the exact one: summing K rounded products
+// in any order (vector lanes, blocks) errs by at most K·u·Σ|x·w| (u = 2^-24, first order);
+// FP8 adds one rounding for the block scale and the reference one for fl(q · s) per element
+// and one for its final cast. (K + 3)·u·Σ|x·w| covers all of it.
+double DotTolerance(int64_t k, double abs_products) {
+  return (static_cast<double>(k) + 3.0) * kF32Epsilon * abs_products;
+}
+
+class MatMulDTypeTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatMulDTypeTest, MatchesReferenceOverOddShapes) {
+  const DType dtype = GetParam();
+  std::mt19937 rng(7);
+  ThreadPool pool(2);
+  for (int64_t rows : kSizes)
+    for (int64_t cols : kSizes) {
+      const TestWeight w = RandomWeight(dtype, rows, cols, rng);
+      for (int64_t n : {1, 2, 7, 33}) {
+        const std::vector<float> x = RandomActivations(n * cols, rng);
+        std::vector<float> y(n * rows), expected(n * rows);
+        MatMul(y, x, n, w.matrix(), &pool);
+        MatMulRef(expected, x, n, w.matrix());
+        const std::vector<double> scale = AbsProducts(x, n, w);
+        for (int64_t i = 0; i < n * rows; ++i)
+          ASSERT_NEAR(y[i], expected[i], DotTolerance(cols, scale[i]))
+              << Name(dtype) << " n=" << n << " rows=" << rows << " cols=" << cols
+              << " token=" << i / rows << " row=" << i % rows;
+      }
+    }
+}
+
+TEST_P(MatMulDTypeTest, ThreadCountDoesNotChangeBits) {
+  const DType dtype = GetParam();
+  std::mt19937 rng(11);
+  const int64_t rows = 300, cols = 257, n = 33;
+  const TestWeight w = RandomWeight(dtype, rows, cols, rng);
+  const std::vector<float> x = RandomActivations(n * cols, rng);
+  std::vector<float> single(n * rows);
+  MatMul(single, x, n, w.matrix(), nullptr);
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    std::vector<float> y(n * rows);
+    MatMul(y, x, n, w.matrix(), &pool);
+    for (int64_t i = 0; i < n * rows; ++i) ASSERT_EQ(y[i], single[i]) << threads << " threads";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllDTypes, MatMulDTypeTest,
+                         ::testing::Values(DType::F32, DType::BF16, DType::F8_E4M3),
+                         [](const auto& param_info) {
+                           return std::string(Name(param_info.param));
+                         });
+
+// The FP8 product equals the product with the exactly dequantized F32 weight (DequantizeRows):
+// both are within DotTolerance of the same exact sum, so within twice that of each other.
+TEST(MatMulFp8, EqualsProductWithDequantizedWeight) {
+  std::mt19937 rng(3);
+  for (bool power_of_two : {true, false})
+    for (int64_t rows : {1, 33, 129, 300})
+      for (int64_t cols : {31, 128, 129, 300})
+        for (int64_t n : {1, 2, 7, 33}) {
+          const TestWeight w = RandomWeight(DType::F8_E4M3, rows, cols, rng, power_of_two);
+          std::vector<float> dense(rows * cols);
+          DequantizeRows(dense, w.matrix(), 0, rows);
+          const WeightMatrix dense_matrix{DType::F32, dense.data(), rows, cols};
+          const std::vector<float> x = RandomActivations(n * cols, rng);
+          std::vector<float> y_fp8(n * rows), y_f32(n * rows);
+          MatMul(y_fp8, x, n, w.matrix(), nullptr);
+          MatMul(y_f32, x, n, dense_matrix, nullptr);
+          const std::vector<double> scale = AbsProducts(x, n, w);
+          for (int64_t i = 0; i < n * rows; ++i)
+            ASSERT_NEAR(y_fp8[i], y_f32[i], 2 * DotTolerance(cols, scale[i]))
+                << "rows=" << rows << " cols=" << cols << " n=" << n;
+        }
+}
+
+// With one-hot activations every output is a single weight times its scale: an exact check of
+// the in-register FP8 decode for every finite code, in both the register path (n <= 2) and
+// the decoded-tile path (larger n).
+TEST(MatMulFp8, DecodesEveryFiniteCodeExactly) {
+  std::vector<uint8_t> codes;
+  for (int c = 0; c < 256; ++c)
+    if ((c & 0x7F) != 0x7F) codes.push_back(static_cast<uint8_t>(c));
+  const auto cols = static_cast<int64_t>(codes.size());  // 254: two scale blocks
+  const std::vector<float> scales = {0.37f, 3.0f};
+  const WeightMatrix w{DType::F8_E4M3, codes.data(), 1, cols, scales.data()};
+  for (int64_t n : {int64_t{1}, int64_t{2}, cols}) {
+    for (int64_t first = 0; first < cols; first += n) {
+      const int64_t count = std::min(n, cols - first);
+      std::vector<float> x(count * cols, 0.0f), y(count);
+      for (int64_t t = 0; t < count; ++t) x[t * cols + first + t] = 1.0f;
+      MatMul(y, x, count, w, nullptr);
+      for (int64_t t = 0; t < count; ++t) {
+        const int64_t k = first + t;
+        ASSERT_EQ(y[t], F8E4M3ToF32(codes[k]) * scales[k / 128]) << "code " << int{codes[k]};
+      }
+    }
+  }
+}
+
+TEST(MatMulFp8, NanCodesGiveNan) {
+  for (uint8_t nan_code : {uint8_t{0x7F}, uint8_t{0xFF}})
+    for (int64_t n : {1, 5}) {
+      const std::vector<uint8_t> codes = {0x38, nan_code, 0x38};
+      const std::vector<float> scales = {1.0f};
+      const WeightMatrix w{DType::F8_E4M3, codes.data(), 1, 3, scales.data()};
+      std::vector<float> x(n * 3, 1.0f), y(n);
+      MatMul(y, x, n, w, nullptr);
+      for (float v : y) EXPECT_TRUE(std::isnan(v));
+    }
+}
+
+// Spec 3.3: W[i, j] = fp8(Wq[i, j]) · S[i / 128, j / 128], partial edge blocks using the scale
+// of the block they fall in. Written block by block here, independently of the kernel's index.
+TEST(DequantizeRows, UsesTheScaleOfEachBlockIncludingEdges) {
+  std::mt19937 rng(5);
+  const int64_t rows = 200, cols = 300;  // 2 × 3 scale blocks, both edges partial
+  const TestWeight w = RandomWeight(DType::F8_E4M3, rows, cols, rng);
+  std::vector<float> expected(rows * cols);
+  for (int64_t bi = 0; bi < 2; ++bi)
+    for (int64_t bj = 0; bj < 3; ++bj)
+      for (int64_t i = bi * 128; i < std::min(rows, bi * 128 + 128); ++i)
+        for (int64_t j = bj * 128; j < std::min(cols, bj * 128 + 128); ++j)
+          expected[i * cols + j] = F8E4M3ToF32(w.data[i * cols + j]) * w.scales[bi * 3 + bj];
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 200}, {127, 129}, {150, 200}, {5, 5}}) {
+    std::vector<float> out((end - begin) * cols);
+    DequantizeRows(out, w.matrix(), begin, end);
+    for (int64_t i = begin; i < end; ++i)
+      for (int64_t j = 0; j < cols; ++j)
+        ASSERT_EQ(out[(i - begin) * cols + j], expected[i * cols + j]) << i << ", " << j;
+  }
+}
+
+TEST(DequantizeRows, Bf16IsExact) {
+  const std::vector<uint16_t> bits = {0x3F80, 0xC2F7, 0x0001, 0x7F7F, 0x8000, 0x4049};
+  const WeightMatrix w{DType::BF16, bits.data(), 2, 3};
+  std::vector<float> out(6);
+  DequantizeRows(out, w, 0, 2);
+  for (size_t i = 0; i < bits.size(); ++i) EXPECT_EQ(out[i], Bf16ToF32(bits[i]));
+}
+
+TEST(MatMul, ZeroColumnsGiveZeros) {
+  const float unused = 0.0f;
+  const WeightMatrix w{DType::F32, &unused, 3, 0};
+  std::vector<float> y(6, 1.0f);
+  MatMul(y, std::span<const float>(), 2, w, nullptr);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(MatMul, RejectsBadArguments) {
+  const std::vector<float> f32(12, 1.0f);
+  const std::vector<uint8_t> fp8(12, 0x38);
+  const std::vector<float> scales = {1.0f};
+  std::vector<float> x(8), y(6);
+  const WeightMatrix good{DType::F32, f32.data(), 3, 4};
+  EXPECT_NO_THROW(MatMul(y, x, 2, good, nullptr));
+  EXPECT_THROW(MatMul(y, std::span<const float>(x).first(7), 2, good, nullptr), Error);
+  EXPECT_THROW(MatMul(std::span<float>(y).first(5), x, 2, good, nullptr), Error);
+  EXPECT_THROW(MatMulRef(y, x, 3, good), Error);
+  const WeightMatrix f16{DType::F16, f32.data(), 3, 4};
+  EXPECT_THROW(MatMul(y, x, 2, f16, nullptr), Error);
+  const WeightMatrix fp8_unscaled{DType::F8_E4M3, fp8.data(), 3, 4};
+  EXPECT_THROW(MatMul(y, x, 2, fp8_unscaled, nullptr), Error);
+  const WeightMatrix f32_scaled{DType::F32, f32.data(), 3, 4, scales.data()};
+  EXPECT_THROW(MatMul(y, x, 2, f32_scaled, nullptr), Error);
+  std::vector<float> rows(8);
+  EXPECT_THROW(DequantizeRows(rows, good, 2, 4), Error);
+  EXPECT_THROW(DequantizeRows(std::span<float>(rows).first(3), good, 0, 1), Error);
+  try {
+    MatMul(y, std::span<const float>(x).first(7), 2, good, nullptr);
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "MatMul: x has 7 elements, expected n * cols = 2 * 4");
+  }
+}
+
+}  // namespace
+}  // namespace whale

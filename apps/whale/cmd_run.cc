@@ -98,6 +98,7 @@ int Run(const RunFlags& f) {
         return true;
       });
   std::printf("\n");
+  std::fflush(stdout);
   std::fprintf(stderr,
                "prompt %lld tokens: %.1f tok/s prefill; generated %zu tokens: %.1f tok/s decode "
                "(%s, %d threads)\n",

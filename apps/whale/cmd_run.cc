@@ -1,6 +1,8 @@
 // whale run: generate from a prompt with a DeepSeek-V2/V3 checkpoint and report speed.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -8,6 +10,7 @@
 #include "model/model.h"
 #include "model/weights.h"
 #include "runtime/generator.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace {
@@ -50,11 +53,17 @@ std::vector<int32_t> ParseTokenList(const std::string& text) {
 int Run(const RunFlags& f) {
   if (f.prompt.empty() == f.tokens.empty())
     whale::Fail("give exactly one of --prompt TEXT or --tokens 1,2,3");
-  if (!f.prompt.empty())
-    whale::Fail(
-        "--prompt needs the model's tokenizer, which this build cannot load yet; use "
-        "--tokens");
-  const std::vector<int32_t> prompt = ParseTokenList(f.tokens);
+  // The tokenizer, when the checkpoint has one: --prompt needs it, and the output is text.
+  std::optional<whale::Tokenizer> tokenizer;
+  if (std::filesystem::exists(std::filesystem::path(f.model) / "tokenizer.json"))
+    tokenizer = whale::Tokenizer::FromModelDir(f.model);
+  if (!f.prompt.empty() && !tokenizer)
+    whale::Fail(f.model, ": no tokenizer.json, so --prompt cannot be encoded; use --tokens");
+  // --prompt is encoded as the tokenizer does by default (BOS per tokenizer_config.json);
+  // --tokens is fed exactly.
+  const std::vector<int32_t> prompt =
+      tokenizer && !f.prompt.empty() ? tokenizer->Encode(f.prompt) : ParseTokenList(f.tokens);
+  if (prompt.empty()) whale::Fail("--prompt encodes to no tokens");
 
   const whale::Weights weights = whale::Weights::Load(f.model);
   const whale::ModelConfig& config = weights.config();
@@ -89,14 +98,22 @@ int Run(const RunFlags& f) {
   options_gen.sampling = f.sampling;
   for (int64_t eos : config.eos_token_ids)
     options_gen.stop_tokens.push_back(static_cast<int32_t>(eos));
+  // Text through the streaming decoder (complete UTF-8 characters only), or ids.
+  std::optional<whale::StreamDecoder> decoder;
+  if (tokenizer) decoder.emplace(*tokenizer);
   bool first = true;
   const whale::GenerationResult result =
       generator.Generate(prompt, options_gen, [&](int32_t token) {
-        std::printf(first ? "%d" : ",%d", token);
+        if (decoder) {
+          std::fputs(decoder->Next(token).c_str(), stdout);
+        } else {
+          std::printf(first ? "%d" : ",%d", token);
+        }
         first = false;
         std::fflush(stdout);
         return true;
       });
+  if (decoder) std::fputs(decoder->Finish().c_str(), stdout);
   std::printf("\n");
   std::fflush(stdout);
   std::fprintf(stderr,

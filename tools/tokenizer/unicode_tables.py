@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""Generates src/tokenizer/unicode_tables.cc: the Unicode data whale's tokenizer and chat templates need.
+
+Two sources, on purpose:
+  * Hugging Face side (normalizers): what the Rust `tokenizers` library itself does to every code point
+    (NFD, NFKD, Lowercase, StripAccents), read through its official Node binding by hf_char_maps.js. The Rust library
+    bundles older Unicode tables than Python or PCRE2, so copying its behaviour is the only way to
+    normalize identically.
+  * Python side (Jinja string methods and filters): Debian's /usr/bin/python3 `unicodedata` and str
+    methods, because transformers renders chat templates with Python.
+Canonical combining classes and the composition pairs come from Python, restricted to characters the
+Hugging Face tables know.
+
+Run from the repository root:  /usr/bin/python3 tools/tokenizer/unicode_tables.py
+(needs `npm install` in tools/tokenizer first).
+"""
+import json
+import os
+import subprocess
+import sys
+import unicodedata
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+OUT = os.path.join(ROOT, "src", "tokenizer", "unicode_tables.cc")
+
+HANGUL_FIRST, HANGUL_LAST = 0xAC00, 0xD7A3
+
+
+def scalar_values():
+    return (cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF)
+
+
+def ranges(predicate):
+    out, start, prev = [], None, None
+    for cp in scalar_values():
+        if predicate(cp):
+            if start is None or cp != prev + 1:
+                if start is not None:
+                    out.append((start, prev))
+                start = cp
+            prev = cp
+    if start is not None:
+        out.append((start, prev))
+    return out
+
+
+def python_map(method):
+    return {cp: [ord(c) for c in getattr(chr(cp), method)()] for cp in scalar_values()
+            if getattr(chr(cp), method)() != chr(cp)}
+
+
+def main():
+    hf = json.loads(subprocess.run(["node", os.path.join(HERE, "hf_char_maps.js")], check=True,
+                                   capture_output=True, cwd=HERE).stdout)
+    hf = {name: {int(k): v for k, v in table.items()} for name, table in hf.items()}
+    # Hangul syllables are decomposed algorithmically in C++.
+    for name in ("nfd", "nfkd"):
+        hf[name] = {cp: v for cp, v in hf[name].items() if not HANGUL_FIRST <= cp <= HANGUL_LAST}
+
+    compositions = []
+    for cp, full in hf["nfd"].items():
+        decomposition = unicodedata.decomposition(chr(cp))
+        if not decomposition or decomposition.startswith("<"):
+            continue
+        parts = [int(p, 16) for p in decomposition.split()]
+        # Primary composites only: singletons and composition exclusions never recompose.
+        if len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == chr(cp):
+            compositions.append((parts[0], parts[1], cp))
+    compositions.sort()
+
+    ccc = []
+    for cp in scalar_values():
+        c = unicodedata.combining(chr(cp))
+        if c:
+            if ccc and ccc[-1][1] == cp - 1 and ccc[-1][2] == c:
+                ccc[-1] = (ccc[-1][0], cp, c)
+            else:
+                ccc.append((cp, cp, c))
+
+    pool = []
+    pool_index = {}
+
+    def mapping_table(table):
+        rows = []
+        for cp in sorted(table):
+            seq = tuple(table[cp])
+            if seq not in pool_index:
+                pool_index[seq] = len(pool)
+                pool.extend(seq)
+            rows.append((cp, pool_index[seq], len(seq)))
+        return rows
+
+    maps = {
+        "kHfNfd": mapping_table(hf["nfd"]),
+        "kHfNfkd": mapping_table(hf["nfkd"]),
+        "kHfLower": mapping_table(hf["lower"]),
+        "kPyLower": mapping_table(python_map("lower")),
+        "kPyUpper": mapping_table(python_map("upper")),
+        "kPyTitle": mapping_table(python_map("title")),
+    }
+    predicates = {
+        # Python str.isprintable() is false for these.
+        "kPyNonPrintable": ranges(lambda cp: not chr(cp).isprintable()),
+        # Python's "cased" (Lowercase, Uppercase or Lt), used by title() and final sigma.
+        "kPyCased": ranges(lambda cp: chr(cp).islower() or chr(cp).isupper() or chr(cp).istitle()),
+        # Case_Ignorable (approximated by category plus the Word_Break MidLetter/MidNumLet/Single_Quote
+        # characters), used by Python's final-sigma rule.
+        "kPyCaseIgnorable": ranges(lambda cp: unicodedata.category(chr(cp)) in ("Mn", "Me", "Cf", "Lm", "Sk")
+                                   or cp in (0x27, 0x2E, 0x3A, 0xB7, 0x387, 0x55F, 0x5F4, 0x2018, 0x2019,
+                                             0x2024, 0x2027, 0xFE13, 0xFE52, 0xFE55, 0xFF07, 0xFF0E, 0xFF1A)),
+        # The combining marks Hugging Face StripAccents removes (its own, older table of category M).
+        "kMark": ranges(lambda cp: cp in hf["strip_accents"] and hf["strip_accents"][cp] == []),
+    }
+
+    lines = []
+    w = lines.append
+    w("// GENERATED by tools/tokenizer/unicode_tables.py -- do not edit by hand.")
+    w(f"// Python {sys.version.split()[0]} unicodedata {unicodedata.unidata_version}; Hugging Face maps from the")
+    w("// `tokenizers` Node binding (see the generator's docstring).")
+    w("// clang-format off")
+    w('#include "tokenizer/unicode_tables.h"')
+    w("")
+    w("namespace whale::unicode::tables {")
+    w("")
+
+    w(f"const char32_t kMappingPool[] = {{")
+    for i in range(0, len(pool), 16):
+        w("    " + ", ".join(f"0x{v:X}" for v in pool[i:i + 16]) + ",")
+    w("};")
+    w("")
+    for name, rows in maps.items():
+        w(f"const CodePointMapping {name}[] = {{")
+        for i in range(0, len(rows), 6):
+            w("    " + " ".join(f"{{0x{cp:X}, {off}, {n}}}," for cp, off, n in rows[i:i + 6]))
+        w("};")
+        w(f"const size_t {name}Size = {len(rows)};")
+        w("")
+    for name, rows in predicates.items():
+        w(f"const CodePointRange {name}[] = {{")
+        for i in range(0, len(rows), 8):
+            w("    " + " ".join(f"{{0x{a:X}, 0x{b:X}}}," for a, b in rows[i:i + 8]))
+        w("};")
+        w(f"const size_t {name}Size = {len(rows)};")
+        w("")
+    w("const CombiningClassRange kCombiningClass[] = {")
+    for i in range(0, len(ccc), 6):
+        w("    " + " ".join(f"{{0x{a:X}, 0x{b:X}, {c}}}," for a, b, c in ccc[i:i + 6]))
+    w("};")
+    w(f"const size_t kCombiningClassSize = {len(ccc)};")
+    w("")
+    w("const Composition kCompositions[] = {")
+    for i in range(0, len(compositions), 5):
+        w("    " + " ".join(f"{{0x{a:X}, 0x{b:X}, 0x{c:X}}}," for a, b, c in compositions[i:i + 5]))
+    w("};")
+    w(f"const size_t kCompositionsSize = {len(compositions)};")
+    w("")
+    w("}  // namespace whale::unicode::tables")
+    w("// clang-format on")
+    with open(OUT, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {OUT}: pool {len(pool)}, " + ", ".join(f"{k} {len(v)}" for k, v in maps.items()))
+
+
+if __name__ == "__main__":
+    main()

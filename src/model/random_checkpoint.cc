@@ -87,45 +87,44 @@ std::vector<float> BlockScales(std::span<const float> rows, int64_t n_rows, int6
   return scales;
 }
 
-void FillTensor(std::span<uint8_t> out, const TensorSpec& t, DType dtype, uint64_t seed,
-                ThreadPool& pool) {
+// Generates the weight 128 rows at a time (one FP8 row of scale blocks), in parallel, and hands
+// each block's F32 values [n_rows, cols] to `use`.
+template <typename Use>
+void ForEachRowBlock(const TensorSpec& t, uint64_t seed, ThreadPool& pool, const Use& use) {
   const Distribution dist = DistributionFor(t, seed);
   const int64_t cols = t.shape.back();
   const int64_t rows = t.numel() / std::max<int64_t>(cols, 1);
-  const int64_t n_row_blocks = (rows + kBlock - 1) / kBlock;
-  pool.ParallelFor(n_row_blocks, 1, [&](size_t begin, size_t end, int) {
+  pool.ParallelFor((rows + kBlock - 1) / kBlock, 1, [&](size_t begin, size_t end, int) {
     std::vector<float> block;
     for (size_t rb = begin; rb < end; ++rb) {
       const int64_t r0 = rb * kBlock;
-      const int64_t r1 = std::min(rows, r0 + kBlock);
-      block.resize((r1 - r0) * cols);
-      Generate(block, dist, cols, r0, r1);
-      if (dtype == DType::F8_E4M3) {
-        const std::vector<float> scales = BlockScales(block, r1 - r0, cols);
-        for (int64_t i = 0; i < (r1 - r0) * cols; ++i) block[i] /= scales[(i % cols) / kBlock];
-      }
-      ConvertFromF32(dtype, block, out.data() + r0 * cols * SizeOf(dtype));
+      const int64_t n_rows = std::min(rows, r0 + kBlock) - r0;
+      block.resize(n_rows * cols);
+      Generate(block, dist, cols, r0, r0 + n_rows);
+      use(static_cast<int64_t>(rb), std::span<float>(block), n_rows);
     }
   });
 }
 
+void FillTensor(std::span<uint8_t> out, const TensorSpec& t, DType dtype, uint64_t seed,
+                ThreadPool& pool) {
+  const int64_t cols = t.shape.back();
+  ForEachRowBlock(t, seed, pool, [&](int64_t rb, std::span<float> block, int64_t n_rows) {
+    if (dtype == DType::F8_E4M3) {
+      const std::vector<float> scales = BlockScales(block, n_rows, cols);
+      for (int64_t i = 0; i < n_rows * cols; ++i) block[i] /= scales[(i % cols) / kBlock];
+    }
+    ConvertFromF32(dtype, block, out.data() + rb * kBlock * cols * SizeOf(dtype));
+  });
+}
+
 void FillScales(std::span<uint8_t> out, const TensorSpec& t, uint64_t seed, ThreadPool& pool) {
-  const Distribution dist = DistributionFor(t, seed);
-  const int64_t rows = t.shape[0];
   const int64_t cols = t.shape[1];
-  const int64_t n_row_blocks = (rows + kBlock - 1) / kBlock;
   const int64_t n_col_blocks = (cols + kBlock - 1) / kBlock;
   float* scales = reinterpret_cast<float*>(out.data());  // [n_row_blocks, n_col_blocks]
-  pool.ParallelFor(n_row_blocks, 1, [&](size_t begin, size_t end, int) {
-    std::vector<float> block;
-    for (size_t rb = begin; rb < end; ++rb) {
-      const int64_t r0 = rb * kBlock;
-      const int64_t r1 = std::min(rows, r0 + kBlock);
-      block.resize((r1 - r0) * cols);
-      Generate(block, dist, cols, r0, r1);
-      const std::vector<float> row_scales = BlockScales(block, r1 - r0, cols);
-      std::copy(row_scales.begin(), row_scales.end(), scales + rb * n_col_blocks);
-    }
+  ForEachRowBlock(t, seed, pool, [&](int64_t rb, std::span<float> block, int64_t n_rows) {
+    const std::vector<float> row_scales = BlockScales(block, n_rows, cols);
+    std::copy(row_scales.begin(), row_scales.end(), scales + rb * n_col_blocks);
   });
 }
 

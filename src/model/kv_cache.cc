@@ -1,5 +1,7 @@
 #include "model/kv_cache.h"
 
+#include <cstring>
+
 #include "util/error.h"
 
 namespace whale {
@@ -25,6 +27,24 @@ void KvCache::Advance(int64_t n) {
 
 void KvCache::Truncate(int64_t length) {
   WHALE_ASSERT(length >= 0 && length <= length_, "truncate to ", length, " of ", length_);
+  length_ = length;
+}
+
+void KvCache::CopyPrefixFrom(const KvCache& source, int64_t length) {
+  if (source.n_layers_ != n_layers_ || source.row_size_ != row_size_)
+    Fail("KV cache copy between different shapes: ", source.n_layers_, " layers of ",
+         source.row_size_, " values into ", n_layers_, " layers of ", row_size_);
+  if (length < 0 || length > source.length_ || length > capacity_)
+    Fail("KV cache copy of ", length, " positions from a cache holding ", source.length_,
+         " into one of capacity ", capacity_);
+  if (this == &source) {
+    length_ = length;
+    return;
+  }
+  const size_t bytes = static_cast<size_t>(length * row_size_) * sizeof(float);
+  for (int64_t l = 0; l < n_layers_; ++l) {
+    if (bytes > 0) std::memcpy(layer(l), source.layer(l), bytes);
+  }
   length_ = length;
 }
 

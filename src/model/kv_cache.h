@@ -34,6 +34,10 @@ class KvCache {
   // Forgets positions >= length (e.g. rejected speculative tokens). length <= length().
   void Truncate(int64_t length);
   void Clear() { length_ = 0; }
+  // Makes this cache hold the first `length` positions of `source` (a forked sequence or a
+  // prefix-cache hit): copies their rows in every layer. Both caches must have the same layer
+  // count and row size, and `length` must fit both.
+  void CopyPrefixFrom(const KvCache& source, int64_t length);
 
  private:
   AlignedBuffer buffer_;  // [n_layers, capacity, row_size]

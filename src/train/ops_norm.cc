@@ -1,0 +1,77 @@
+#include "train/ops_norm.h"
+
+#include <cmath>
+#include <type_traits>
+
+#include "kernels/norm.h"
+#include "tensor/dtype.h"
+#include "train/ops_check.h"
+
+namespace whale {
+
+template <typename T>
+void RmsNormForward(std::span<T> y, std::span<T> rstd, std::span<const T> x,
+                    std::span<const T> weight, int64_t n, int64_t dim, double eps) {
+  CheckNonNegative("RmsNormForward", "n", n);
+  if (dim < 1) Fail("RmsNormForward: dim = ", dim, "; expected >= 1");
+  CheckSpan("RmsNormForward", "y", y, n * dim);
+  CheckSpan("RmsNormForward", "rstd", rstd, n);
+  CheckSpan("RmsNormForward", "x", x, n * dim);
+  CheckSpan("RmsNormForward", "weight", weight, dim);
+  // The saved scale: sum of squares in double (the backward only needs it accurate, not bitwise
+  // equal to the forward kernel's).
+  for (int64_t t = 0; t < n; ++t) {
+    double sum = 0;
+    for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(x[t * dim + i]) * x[t * dim + i];
+    rstd[t] = static_cast<T>(1.0 / std::sqrt(sum / static_cast<double>(dim) + eps));
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    RmsNorm(y, x, n, dim, DType::F32, weight.data(), static_cast<float>(eps));
+  } else {
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < dim; ++i) y[t * dim + i] = x[t * dim + i] * rstd[t] * weight[i];
+  }
+}
+
+template <typename T>
+void RmsNormBackward(std::span<T> dx, std::span<T> dweight, std::span<const T> dy,
+                     std::span<const T> x, std::span<const T> weight, std::span<const T> rstd,
+                     int64_t n, int64_t dim, bool accumulate_dx) {
+  CheckNonNegative("RmsNormBackward", "n", n);
+  if (dim < 1) Fail("RmsNormBackward: dim = ", dim, "; expected >= 1");
+  CheckOptionalSpan("RmsNormBackward", "dx", dx, n * dim);
+  CheckOptionalSpan("RmsNormBackward", "dweight", dweight, dim);
+  CheckSpan("RmsNormBackward", "dy", dy, n * dim);
+  CheckSpan("RmsNormBackward", "x", x, n * dim);
+  CheckSpan("RmsNormBackward", "weight", weight, dim);
+  CheckSpan("RmsNormBackward", "rstd", rstd, n);
+  for (int64_t t = 0; t < n; ++t) {
+    const T* xr = x.data() + t * dim;
+    const T* g = dy.data() + t * dim;
+    const T r = rstd[t];
+    if (!dweight.empty())
+      for (int64_t i = 0; i < dim; ++i) dweight[i] += g[i] * xr[i] * r;
+    if (dx.empty()) continue;
+    // y = x·r·w with r = (Σx²/dim + eps)^-1/2, so ∂r/∂x_i = −r³·x_i/dim.
+    double dot = 0;  // Σ_i w_i·dy_i·x_i
+    for (int64_t i = 0; i < dim; ++i) dot += static_cast<double>(weight[i]) * g[i] * xr[i];
+    const T coefficient = static_cast<T>(dot * r * r * r / static_cast<double>(dim));
+    T* d = dx.data() + t * dim;
+    for (int64_t i = 0; i < dim; ++i) {
+      const T value = r * weight[i] * g[i] - xr[i] * coefficient;
+      d[i] = accumulate_dx ? d[i] + value : value;
+    }
+  }
+}
+
+#define WHALE_INSTANTIATE_NORM(T)                                                              \
+  template void RmsNormForward<T>(std::span<T>, std::span<T>, std::span<const T>,              \
+                                  std::span<const T>, int64_t, int64_t, double);               \
+  template void RmsNormBackward<T>(std::span<T>, std::span<T>, std::span<const T>,             \
+                                   std::span<const T>, std::span<const T>, std::span<const T>, \
+                                   int64_t, int64_t, bool);
+WHALE_INSTANTIATE_NORM(float)
+WHALE_INSTANTIATE_NORM(double)
+#undef WHALE_INSTANTIATE_NORM
+
+}  // namespace whale

@@ -1,0 +1,374 @@
+#include "train/train_model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/rope.h"
+#include "train/ops_linear.h"
+#include "train/ops_loss.h"
+#include "train/ops_norm.h"
+#include "train/train_model_state.h"
+#include "util/error.h"
+
+namespace whale {
+
+RouterParams RouterParamsFor(const ModelConfig& c) {
+  RouterParams p{};
+  p.scoring =
+      c.scoring_func == ScoringFunc::kSigmoid ? RouterScoring::kSigmoid : RouterScoring::kSoftmax;
+  p.method = c.topk_method == TopkMethod::kNoauxTc              ? RouterMethod::kNoauxTc
+             : c.topk_method == TopkMethod::kGroupLimitedGreedy ? RouterMethod::kGroupLimitedGreedy
+                                                                : RouterMethod::kGreedy;
+  p.n_experts = static_cast<int>(c.n_routed_experts);
+  p.n_group = static_cast<int>(c.n_group);
+  p.topk_group = static_cast<int>(c.topk_group);
+  p.top_k = static_cast<int>(c.num_experts_per_tok);
+  p.norm_topk_prob = c.norm_topk_prob;
+  p.routed_scaling_factor = static_cast<float>(c.routed_scaling_factor);
+  return p;
+}
+
+std::vector<int32_t> SegmentPositions(const TokenBatch& batch) {
+  std::vector<int32_t> positions(batch.n_seqs * batch.seq_len);
+  for (int64_t s = 0; s < batch.n_seqs; ++s) {
+    int32_t position = 0;
+    for (int64_t i = 0; i < batch.seq_len; ++i) {
+      const int64_t t = s * batch.seq_len + i;
+      if (i > 0 && batch.segments[t] != batch.segments[t - 1]) position = 0;
+      positions[t] = position++;
+    }
+  }
+  return positions;
+}
+
+namespace {
+
+template <typename T>
+std::span<const T> C(const std::vector<T>& v) {
+  return std::span<const T>(v);
+}
+
+template <typename T>
+void Resize(std::vector<T>& v, int64_t n) {
+  v.resize(static_cast<size_t>(n));
+}
+
+}  // namespace
+
+template <typename T>
+TrainModel<T>::TrainModel(ParameterSet<T>& params, ThreadPool* pool, Precision precision)
+    : state_(new State) {
+  State& s = *state_;
+  const ModelConfig& c = params.config();
+  s.params = &params;
+  s.config = &params.config();
+  s.pool = pool;
+  s.precision = precision;
+  if (precision == Precision::kFP8 && !std::is_same_v<T, float>)
+    Fail("the FP8 recipe runs in float only");
+  if (c.n_routed_experts > 0) {
+    s.router = RouterParamsFor(c);
+    ValidateRouterParams(s.router);
+  }
+  const auto& yarn = c.rope_scaling;
+  s.inv_freq = YarnInverseFrequencies(c.qk_rope_head_dim, c.rope_theta, yarn ? yarn->factor : 1.0,
+                                      yarn ? yarn->original_max_position_embeddings : 1,
+                                      yarn ? yarn->beta_fast : 32.0, yarn ? yarn->beta_slow : 1.0);
+  s.softmax_scale = c.softmax_scale();
+  s.embed = &params.at("model.embed_tokens.weight");
+  s.final_norm = &params.at("model.norm.weight");
+  s.head = c.tie_word_embeddings ? s.embed : &params.at("lm_head.weight");
+  s.n_main_blocks = c.num_hidden_layers;
+  for (int64_t l = 0; l < c.num_stored_layers(); ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const auto get = [&](const std::string& name) { return &params.at(p + name); };
+    BlockParams<T> b;
+    b.input_norm = get("input_layernorm.weight");
+    b.post_norm = get("post_attention_layernorm.weight");
+    if (c.q_lora_rank > 0) {
+      b.attn.q_a = get("self_attn.q_a_proj.weight");
+      b.attn.q_a_norm = get("self_attn.q_a_layernorm.weight");
+      b.attn.q_b = get("self_attn.q_b_proj.weight");
+    } else {
+      b.attn.q = get("self_attn.q_proj.weight");
+    }
+    b.attn.kv_a = get("self_attn.kv_a_proj_with_mqa.weight");
+    b.attn.kv_a_norm = get("self_attn.kv_a_layernorm.weight");
+    b.attn.kv_b = get("self_attn.kv_b_proj.weight");
+    b.attn.o = get("self_attn.o_proj.weight");
+    const auto mlp = [&](const std::string& prefix, int64_t inter) {
+      return MlpParams<T>{get(prefix + "gate_proj.weight"), get(prefix + "up_proj.weight"),
+                          get(prefix + "down_proj.weight"), inter};
+    };
+    const bool mtp = l >= c.num_hidden_layers;
+    b.is_moe = mtp || c.is_moe_layer(l);
+    if (b.is_moe) {
+      b.router = get("mlp.gate.weight");
+      if (params.has(p + "mlp.gate.e_score_correction_bias"))
+        b.bias = get("mlp.gate.e_score_correction_bias");
+      for (int64_t e = 0; e < c.n_routed_experts; ++e)
+        b.experts.push_back(mlp("mlp.experts." + std::to_string(e) + ".", c.moe_intermediate_size));
+      b.has_shared = c.n_shared_experts > 0;
+      if (b.has_shared) b.shared = mlp("mlp.shared_experts.", c.shared_intermediate_size());
+      s.load_layers.push_back(l);
+    } else {
+      b.dense = mlp("mlp.", c.intermediate_size);
+    }
+    if (mtp) {
+      s.mtp_enorm = get("enorm.weight");
+      s.mtp_hnorm = get("hnorm.weight");
+      s.mtp_eh_proj = get("eh_proj.weight");
+      s.mtp_head_norm = get("shared_head.norm.weight");
+    }
+    s.blocks.push_back(std::move(b));
+  }
+  if (c.num_nextn_predict_layers > 1)
+    Fail("training supports at most one MTP module; config has num_nextn_predict_layers = ",
+         c.num_nextn_predict_layers);
+  s.saved.resize(s.blocks.size());
+  s.loads.assign(s.load_layers.size(), std::vector<int64_t>(c.n_routed_experts, 0));
+}
+
+template <typename T>
+TrainModel<T>::~TrainModel() {
+  delete state_;
+}
+
+template <typename T>
+const std::vector<T>& TrainModel<T>::logits() const {
+  return state_->logits;
+}
+template <typename T>
+const std::vector<T>& TrainModel<T>::mtp_logits() const {
+  return state_->mtp_logits;
+}
+template <typename T>
+const std::vector<std::vector<int64_t>>& TrainModel<T>::expert_load() const {
+  return state_->loads;
+}
+template <typename T>
+const std::vector<int64_t>& TrainModel<T>::expert_load_layers() const {
+  return state_->load_layers;
+}
+
+template <typename T>
+void TrainModel<T>::State::Linear(std::span<T> y, std::span<const T> x, const Parameter<T>& w,
+                                  int64_t n, bool quantizable) {
+  const int64_t out = w.shape[0], in = w.shape[1];
+  if constexpr (std::is_same_v<T, float>) {
+    if (quantizable && precision == Precision::kFP8) {
+      whale::LinearForward(LinearPrecision::kFp8, y, x, C(w.value), n, in, out, workspace, pool);
+      return;
+    }
+  }
+  LinearForward<T>(y, x, C(w.value), n, in, out, pool);
+}
+
+template <typename T>
+void TrainModel<T>::State::LinearBack(std::span<T> dx, Parameter<T>& w, std::span<const T> dy,
+                                      std::span<const T> x, int64_t n, bool accumulate_dx,
+                                      bool quantizable) {
+  const int64_t out = w.shape[0], in = w.shape[1];
+  if constexpr (std::is_same_v<T, float>) {
+    if (quantizable && precision == Precision::kFP8) {
+      whale::LinearBackward(LinearPrecision::kFp8, dx, std::span<T>(w.grad), dy, x, C(w.value), n,
+                            in, out, accumulate_dx, workspace, pool);
+      return;
+    }
+  }
+  LinearBackward<T>(dx, std::span<T>(w.grad), dy, x, C(w.value), n, in, out, accumulate_dx, pool);
+}
+
+template <typename T>
+void TrainModel<T>::State::BlockForward(int64_t block, const RowInfo& rows, std::span<T> x) {
+  const ModelConfig& c = *config;
+  const int64_t n = rows.n(), d = c.hidden_size;
+  BlockParams<T>& p = blocks[block];
+  BlockSaved<T>& sv = saved[block];
+  sv.x_in.assign(x.begin(), x.end());
+  Resize(sv.a, n * d);
+  Resize(sv.rstd_a, n);
+  RmsNormForward<T>(sv.a, sv.rstd_a, C(sv.x_in), C(p.input_norm->value), n, d, c.rms_norm_eps);
+  AttentionForward(block, rows);  // attention output into x (added below)
+  // x_mid = x_in + attention(a): AttentionForward leaves the branch in sv.x_mid.
+  for (int64_t i = 0; i < n * d; ++i) sv.x_mid[i] += sv.x_in[i];
+  Resize(sv.b, n * d);
+  Resize(sv.rstd_b, n);
+  RmsNormForward<T>(sv.b, sv.rstd_b, C(sv.x_mid), C(p.post_norm->value), n, d, c.rms_norm_eps);
+  if (p.is_moe) {
+    MoeForward(block, rows, x);
+  } else {
+    sv.dense.m = n;
+    sv.dense.x.assign(sv.b.begin(), sv.b.end());
+    MlpForward(p.dense, sv.dense, d);
+    std::copy(sv.dense.out.begin(), sv.dense.out.end(), x.begin());
+  }
+  for (int64_t i = 0; i < n * d; ++i) x[i] += sv.x_mid[i];
+}
+
+template <typename T>
+void TrainModel<T>::State::BlockBackward(int64_t block, const RowInfo& rows, std::span<T> dx,
+                                         double balance_scale) {
+  const ModelConfig& c = *config;
+  const int64_t n = rows.n(), d = c.hidden_size;
+  BlockParams<T>& p = blocks[block];
+  BlockSaved<T>& sv = saved[block];
+  // x_out = x_mid + FFN(b): ∂x_mid = ∂x_out + RmsNormᵀ(FFNᵀ(∂x_out)).
+  std::vector<T> db(n * d);  // [n, hidden]
+  if (p.is_moe) {
+    MoeBackward(block, rows, C(std::vector<T>(dx.begin(), dx.end())), db, balance_scale);
+  } else {
+    MlpBackward(p.dense, sv.dense, std::span<const T>(dx.data(), dx.size()), db, d);
+  }
+  RmsNormBackward<T>(dx, std::span<T>(p.post_norm->grad), C(db), C(sv.x_mid), C(p.post_norm->value),
+                     C(sv.rstd_b), n, d, /*accumulate_dx=*/true);
+  // x_mid = x_in + MLA(a): ∂x_in = ∂x_mid + RmsNormᵀ(MLAᵀ(∂x_mid)).
+  std::vector<T> da(n * d);  // [n, hidden]
+  AttentionBackward(block, rows, std::span<const T>(dx.data(), dx.size()), da);
+  RmsNormBackward<T>(dx, std::span<T>(p.input_norm->grad), C(da), C(sv.x_in),
+                     C(p.input_norm->value), C(sv.rstd_a), n, d, /*accumulate_dx=*/true);
+}
+
+template <typename T>
+LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weights,
+                              double grad_scale, bool backward) {
+  State& s = *state_;
+  const ModelConfig& c = *s.config;
+  const int64_t B = batch.n_seqs, L = batch.seq_len, n = B * L;
+  const int64_t d = c.hidden_size, V = c.vocab_size;
+  if (B < 1 || L < 1 || static_cast<int64_t>(batch.inputs.size()) != n ||
+      static_cast<int64_t>(batch.targets.size()) != n ||
+      static_cast<int64_t>(batch.segments.size()) != n)
+    Fail("training batch of ", B, " x ", L, " has ", batch.inputs.size(), " inputs, ",
+         batch.targets.size(), " targets and ", batch.segments.size(), " segments; expected ", n,
+         " each");
+  for (int64_t t = 0; t < n; ++t) {
+    if (batch.inputs[t] < 0 || batch.inputs[t] >= V)
+      Fail("training batch: input token ", batch.inputs[t], " at row ", t / L, " position ", t % L,
+           " is outside the vocabulary [0, ", V, ")");
+    if (batch.targets[t] < -1 || batch.targets[t] >= V)
+      Fail("training batch: target ", batch.targets[t], " at row ", t / L, " position ", t % L,
+           " is outside [-1, ", V, ")");
+  }
+  s.positions = SegmentPositions(batch);
+  s.balance_alpha = weights.balance_alpha;
+  s.balance_loss = 0;
+  for (auto& layer : s.loads) std::fill(layer.begin(), layer.end(), 0);
+  const RowInfo main_rows{B, L, batch.segments, s.positions};
+  LossParts loss;
+
+  // Main model: x = Emb(inputs); blocks; hn = RmsNorm(x); logits = hn · headᵀ.
+  std::vector<T> x(n * d);  // [n, hidden] the residual stream
+  EmbeddingForward<T>(x, batch.inputs, C(s.embed->value), V, d);
+  for (int64_t l = 0; l < s.n_main_blocks; ++l) s.BlockForward(l, main_rows, x);
+  s.x_final = x;
+  Resize(s.hn, n * d);
+  Resize(s.rstd_final, n);
+  RmsNormForward<T>(s.hn, s.rstd_final, C(s.x_final), C(s.final_norm->value), n, d, c.rms_norm_eps);
+  Resize(s.logits, n * V);
+  s.Linear(s.logits, C(s.hn), *s.head, n, /*quantizable=*/false);
+  std::vector<T> dlogits(backward ? n * V : 0);  // [n, vocab]
+  const CrossEntropyResult main =
+      CrossEntropy<T>(dlogits, C(s.logits), batch.targets, n, V, grad_scale, s.pool);
+  loss.main = main.loss;
+  loss.main_count = main.n_counted;
+  loss.balance = s.balance_loss;
+
+  // MTP (depth 1) over pairs (i, i + 1) of each row: h_i = hn_i (the main model's final normed
+  // hidden state, as the inference module takes it) and Emb(inputs[i + 1]) predict
+  // targets[i + 1].
+  const bool has_mtp = c.num_nextn_predict_layers > 0 && L > 1;
+  const int64_t Lm = L - 1, nm = B * Lm;
+  std::vector<T> dhn(backward ? n * d : 0);  // [n, hidden] ∂/∂hn
+  if (has_mtp) {
+    Resize(s.mtp_inputs, nm);
+    Resize(s.mtp_targets, nm);
+    Resize(s.mtp_segments, nm);
+    Resize(s.mtp_positions, nm);
+    Resize(s.mtp_h, nm * d);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < Lm; ++i) {
+        const int64_t t = b * L + i, m = b * Lm + i;
+        s.mtp_inputs[m] = batch.inputs[t + 1];
+        s.mtp_segments[m] = batch.segments[t];
+        s.mtp_positions[m] = s.positions[t];
+        s.mtp_targets[m] = batch.segments[t + 1] == batch.segments[t] ? batch.targets[t + 1] : -1;
+        std::copy_n(s.hn.begin() + t * d, d, s.mtp_h.begin() + m * d);
+      }
+    Resize(s.mtp_e, nm * d);
+    EmbeddingForward<T>(s.mtp_e, s.mtp_inputs, C(s.embed->value), V, d);
+    Resize(s.mtp_en, nm * d);
+    Resize(s.mtp_rstd_e, nm);
+    Resize(s.mtp_hh, nm * d);
+    Resize(s.mtp_rstd_h, nm);
+    RmsNormForward<T>(s.mtp_en, s.mtp_rstd_e, C(s.mtp_e), C(s.mtp_enorm->value), nm, d,
+                      c.rms_norm_eps);
+    RmsNormForward<T>(s.mtp_hh, s.mtp_rstd_h, C(s.mtp_h), C(s.mtp_hnorm->value), nm, d,
+                      c.rms_norm_eps);
+    // u = [enorm(e) | hnorm(h)]: the embedding half first, as the inference module.
+    Resize(s.mtp_u, nm * 2 * d);
+    for (int64_t m = 0; m < nm; ++m) {
+      std::copy_n(s.mtp_en.begin() + m * d, d, s.mtp_u.begin() + m * 2 * d);
+      std::copy_n(s.mtp_hh.begin() + m * d, d, s.mtp_u.begin() + m * 2 * d + d);
+    }
+    std::vector<T> xm(nm * d);  // [n', hidden]
+    s.Linear(xm, C(s.mtp_u), *s.mtp_eh_proj, nm, /*quantizable=*/true);
+    const RowInfo mtp_rows{B, Lm, s.mtp_segments, s.mtp_positions};
+    const int64_t mtp_block = s.n_main_blocks;
+    s.BlockForward(mtp_block, mtp_rows, xm);
+    s.mtp_x_final = xm;
+    Resize(s.mtp_hn, nm * d);
+    Resize(s.mtp_rstd_final, nm);
+    RmsNormForward<T>(s.mtp_hn, s.mtp_rstd_final, C(s.mtp_x_final), C(s.mtp_head_norm->value), nm,
+                      d, c.rms_norm_eps);
+    Resize(s.mtp_logits, nm * V);
+    s.Linear(s.mtp_logits, C(s.mtp_hn), *s.head, nm, /*quantizable=*/false);
+    std::vector<T> dmtp_logits(backward ? nm * V : 0);  // [n', vocab]
+    const CrossEntropyResult mtp = CrossEntropy<T>(dmtp_logits, C(s.mtp_logits), s.mtp_targets, nm,
+                                                   V, grad_scale * weights.mtp_lambda, s.pool);
+    loss.mtp = weights.mtp_lambda * mtp.loss;
+    loss.mtp_count = mtp.n_counted;
+
+    if (backward) {
+      std::vector<T> dxm(nm * d);  // [n', hidden]
+      std::vector<T> dhn_m(nm * d);
+      s.LinearBack(dhn_m, *s.head, C(dmtp_logits), C(s.mtp_hn), nm, false, false);
+      RmsNormBackward<T>(dxm, std::span<T>(s.mtp_head_norm->grad), C(dhn_m), C(s.mtp_x_final),
+                         C(s.mtp_head_norm->value), C(s.mtp_rstd_final), nm, d, false);
+      s.BlockBackward(mtp_block, mtp_rows, dxm, 0.0);
+      std::vector<T> du(nm * 2 * d);  // [n', 2 * hidden]
+      s.LinearBack(du, *s.mtp_eh_proj, C(dxm), C(s.mtp_u), nm, false, true);
+      std::vector<T> den(nm * d), dhh(nm * d), de(nm * d), dh(nm * d);
+      for (int64_t m = 0; m < nm; ++m) {
+        std::copy_n(du.begin() + m * 2 * d, d, den.begin() + m * d);
+        std::copy_n(du.begin() + m * 2 * d + d, d, dhh.begin() + m * d);
+      }
+      RmsNormBackward<T>(de, std::span<T>(s.mtp_enorm->grad), C(den), C(s.mtp_e),
+                         C(s.mtp_enorm->value), C(s.mtp_rstd_e), nm, d, false);
+      RmsNormBackward<T>(dh, std::span<T>(s.mtp_hnorm->grad), C(dhh), C(s.mtp_h),
+                         C(s.mtp_hnorm->value), C(s.mtp_rstd_h), nm, d, false);
+      EmbeddingBackward<T>(std::span<T>(s.embed->grad), C(de), s.mtp_inputs, V, d);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t i = 0; i < Lm; ++i)
+          for (int64_t j = 0; j < d; ++j) dhn[(b * L + i) * d + j] += dh[(b * Lm + i) * d + j];
+    }
+  } else {
+    s.mtp_logits.clear();
+  }
+  loss.total = loss.main + loss.mtp + loss.balance;
+  if (!backward) return loss;
+
+  // Main backward: head, final norm, blocks in reverse, embedding.
+  s.LinearBack(dhn, *s.head, C(dlogits), C(s.hn), n, /*accumulate_dx=*/true, false);
+  std::vector<T> dx(n * d);  // [n, hidden]
+  RmsNormBackward<T>(dx, std::span<T>(s.final_norm->grad), C(dhn), C(s.x_final),
+                     C(s.final_norm->value), C(s.rstd_final), n, d, false);
+  for (int64_t l = s.n_main_blocks - 1; l >= 0; --l) s.BlockBackward(l, main_rows, dx, grad_scale);
+  EmbeddingBackward<T>(std::span<T>(s.embed->grad), C(dx), batch.inputs, V, d);
+  return loss;
+}
+
+template class TrainModel<float>;
+template class TrainModel<double>;
+
+}  // namespace whale

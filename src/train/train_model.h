@@ -1,0 +1,75 @@
+// TrainModel: the DeepSeek-V3 layer stack for training — forward with saved activations, then the
+// backward read in reverse, op by op (src/train/ops_*.h), into the gradients of a ParameterSet.
+//
+// Shapes: a batch is n_seqs rows of seq_len tokens, N = n_seqs * seq_len token rows ordered
+// [seq, position]. Every buffer is row-major (last index fastest). The MTP module runs on the
+// N' = n_seqs * (seq_len - 1) pairs (i, i + 1) of each row.
+//
+// Losses (training.md section 1 and the team's conventions):
+//   main    = mean CE over positions with target >= 0
+//   mtp     = lambda · mean CE of the MTP head at position i predicting targets[i + 1], counted
+//             where segments[i] == segments[i + 1] and targets[i + 1] >= 0
+//   balance = Σ over the main model's MoE layers of BalanceLossForward (alpha inside)
+//   total   = main + mtp + balance
+// Templated on the scalar type: float trains (F32 master weights); double serves the
+// finite-difference test of the whole model.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/router.h"
+#include "train/data.h"
+#include "train/fp8_recipe.h"
+#include "train/train_config.h"
+#include "train/train_parameters.h"
+#include "util/thread_pool.h"
+
+namespace whale {
+
+struct LossWeights {
+  double mtp_lambda = 0.3;
+  double balance_alpha = 1e-4;
+};
+
+struct LossParts {
+  double total = 0, main = 0, mtp = 0, balance = 0;  // mtp and balance include their weights
+  int64_t main_count = 0, mtp_count = 0;             // positions counted by each CE
+};
+
+template <typename T>
+class TrainModel {
+ public:
+  // params must outlive the model. precision kFP8 needs T = float.
+  TrainModel(ParameterSet<T>& params, ThreadPool* pool, Precision precision = Precision::kF32);
+  ~TrainModel();
+  TrainModel(const TrainModel&) = delete;
+  TrainModel& operator=(const TrainModel&) = delete;
+
+  // Runs the forward over `batch`; with `backward`, adds grad_scale · ∂total/∂θ into every
+  // parameter's grad (+=; callers zero them per optimizer step, and accumulation over
+  // micro-batches uses grad_scale = 1 / micro-batches). Throws Error on a malformed batch
+  // (sizes, token ids outside the vocabulary, targets outside [-1, vocab)).
+  LossParts Step(const TokenBatch& batch, const LossWeights& weights, double grad_scale,
+                 bool backward);
+
+  // After Step: the main logits [N, vocab] and the MTP logits [N', vocab].
+  const std::vector<T>& logits() const;
+  const std::vector<T>& mtp_logits() const;
+  // After Step: tokens routed to each expert, [moe layer][expert], main layers in order, then
+  // the MTP layer when it has MoE; and those layers' indices in the checkpoint.
+  const std::vector<std::vector<int64_t>>& expert_load() const;
+  const std::vector<int64_t>& expert_load_layers() const;
+
+ private:
+  struct State;
+  State* state_;
+};
+
+// Positions within their segment (restart at 0 per segment), [n_seqs * seq_len].
+std::vector<int32_t> SegmentPositions(const TokenBatch& batch);
+
+// The router settings of a config, as kernels/router.h takes them.
+RouterParams RouterParamsFor(const ModelConfig& config);
+
+}  // namespace whale

@@ -1,13 +1,13 @@
 #include "io/safetensors.h"
 
 #include <algorithm>
-#include <numeric>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <set>
 
 #include "util/error.h"
@@ -423,8 +423,11 @@ void WriteSafetensors(const std::string& path, const std::vector<PendingTensor>&
 
 std::vector<std::string> WriteCheckpoint(const std::string& dir,
                                          const std::vector<PendingTensor>& tensors,
-                                         uint64_t max_shard_bytes) {
+                                         uint64_t max_shard_bytes,
+                                         const std::map<std::string, std::string>& metadata) {
   namespace fs = std::filesystem;
+  std::map<std::string, std::string> file_metadata = metadata;
+  file_metadata.emplace("format", "pt");
   const std::vector<uint64_t> sizes = CheckPending(tensors, dir);
   std::error_code error;
   fs::create_directories(dir, error);
@@ -448,7 +451,7 @@ std::vector<std::string> WriteCheckpoint(const std::string& dir,
   std::vector<std::string> written;
   if (shards.size() == 1) {
     fs::remove(fs::path(dir) / "model.safetensors.index.json", error);
-    WriteSafetensors((fs::path(dir) / "model.safetensors").string(), shards[0], {{"format", "pt"}});
+    WriteSafetensors((fs::path(dir) / "model.safetensors").string(), shards[0], file_metadata);
     written.push_back("model.safetensors");
     return written;
   }
@@ -457,7 +460,7 @@ std::vector<std::string> WriteCheckpoint(const std::string& dir,
   for (size_t s = 0; s < shards.size(); ++s) {
     char name[64];
     std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
-    WriteSafetensors((fs::path(dir) / name).string(), shards[s], {{"format", "pt"}});
+    WriteSafetensors((fs::path(dir) / name).string(), shards[s], file_metadata);
     for (const auto& t : shards[s]) weight_map[t.name] = name;
     written.push_back(name);
   }

@@ -109,9 +109,11 @@ void WriteSafetensors(const std::string& path, const std::vector<PendingTensor>&
 // `max_shard_bytes`, else shards `model-00001-of-00003.safetensors`... plus
 // `model.safetensors.index.json` ({"metadata": {"total_size"}, "weight_map"}). Tensors are never
 // split across shards. A `model.safetensors` or index left in `dir` by an earlier write of the
-// other kind is removed. Returns the file names written.
+// other kind is removed. Every file's `__metadata__` holds `metadata` plus "format": "pt".
+// Returns the file names written.
 std::vector<std::string> WriteCheckpoint(const std::string& dir,
                                          const std::vector<PendingTensor>& tensors,
-                                         uint64_t max_shard_bytes);
+                                         uint64_t max_shard_bytes,
+                                         const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace whale

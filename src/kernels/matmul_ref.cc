@@ -3,6 +3,8 @@
 // matmul.cc, no reassociation).
 #include "kernels/matmul.h"
 
+#include "kernels/quant_matmul.h"
+
 #include "util/error.h"
 
 namespace whale {
@@ -30,12 +32,19 @@ float DequantizedElement(const WeightMatrix& w, int64_t i, int64_t j) {
   }
 }
 
+bool IsQuantized(DType dtype) {
+  return dtype == DType::I8 || dtype == DType::U8;
+}
+
 }  // namespace
 
 void ValidateWeightMatrix(const WeightMatrix& w, std::string_view context) {
+  if (IsQuantized(w.dtype)) return ValidateQuantWeight(w, context);
+  if (w.group_scales != nullptr)
+    Fail(context, ": ", Name(w.dtype), " weight has group_scales (only I8 / U8 weights have them)");
   if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F8_E4M3)
     Fail(context, ": weight dtype ", Name(w.dtype),
-         " is not supported (expected F32, BF16 or F8_E4M3)");
+         " is not supported (expected F32, BF16, F8_E4M3, I8 or U8)");
   if (w.rows < 0 || w.cols < 0)
     Fail(context, ": weight shape [", w.rows, ", ", w.cols, "] has a negative dimension");
   if (w.rows * w.cols > 0 && w.data == nullptr) Fail(context, ": weight data is null");
@@ -58,6 +67,7 @@ void ValidateMatMulArgs(std::span<float> y, std::span<const float> x, int64_t n,
 
 void MatMulRef(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w) {
   ValidateMatMulArgs(y, x, n, w, "MatMulRef");
+  if (IsQuantized(w.dtype)) return MatMulQuantRef(y, x, n, w);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < w.rows; ++i) {
       double sum = 0.0;
@@ -75,6 +85,7 @@ void DequantizeRows(std::span<float> out, const WeightMatrix& w, int64_t row_beg
   if (static_cast<int64_t>(out.size()) != (row_end - row_begin) * w.cols)
     Fail("DequantizeRows: out has ", out.size(), " elements, expected ", row_end - row_begin,
          " rows * ", w.cols, " cols");
+  if (IsQuantized(w.dtype)) return DequantizeRowsQuant(out, w, row_begin, row_end);
   const size_t element_size = SizeOf(w.dtype);
   for (int64_t i = row_begin; i < row_end; ++i) {
     std::span<float> row = out.subspan((i - row_begin) * w.cols, w.cols);
@@ -83,6 +94,33 @@ void DequantizeRows(std::span<float> out, const WeightMatrix& w, int64_t row_beg
     const float* scales = w.block_scales + (i / kWeightScaleBlock) * ScaleGridCols(w);
     for (int64_t j = 0; j < w.cols; ++j) row[j] *= scales[j / kWeightScaleBlock];
   }
+}
+
+bool ViewRows(const WeightMatrix& w, int64_t begin, int64_t end, WeightMatrix* out) {
+  ValidateWeightMatrix(w, "ViewRows");
+  if (begin < 0 || begin > end || end > w.rows)
+    Fail("ViewRows: rows [", begin, ", ", end, ") are not within [0, ", w.rows, ")");
+  if (w.dtype == DType::F8_E4M3 && begin % kWeightScaleBlock != 0) return false;
+  WeightMatrix view = w;
+  view.rows = end - begin;
+  const int64_t groups = (w.cols + 31) / 32;
+  const auto* bytes = static_cast<const uint8_t*>(w.data);
+  switch (w.dtype) {
+    case DType::F8_E4M3:
+      view.data = bytes + begin * w.cols;
+      view.block_scales = w.block_scales + (begin / kWeightScaleBlock) * ScaleGridCols(w);
+      break;
+    case DType::I8:
+    case DType::U8:
+      view.data = bytes + begin * groups * (w.dtype == DType::I8 ? 32 : 16);
+      view.group_scales = w.group_scales + begin * groups;
+      break;
+    default:
+      view.data = bytes + begin * w.cols * static_cast<int64_t>(SizeOf(w.dtype));
+      break;
+  }
+  *out = view;
+  return true;
 }
 
 }  // namespace whale

@@ -12,6 +12,7 @@
 #include "kernels/norm.h"
 #include "kernels/rope.h"
 #include "model/model.h"
+#include "util/error.h"
 
 namespace whale {
 namespace {
@@ -65,47 +66,30 @@ void Model::Attention(const MlaWeights& w, int64_t cache_layer,
 
   const int64_t head_rows = nope + dv;
   const int64_t L = options_.max_context;
-  const bool absorbed = options_.attention == AttentionForm::kAbsorbed;
-  pool_.ParallelFor(heads, 1, [&](size_t begin, size_t end, int worker) {
-    float* w_head = head_weight_ + worker * head_rows * r;     // [nope + dv, r]: W_UK^h then W_UV^h
-    float* kv_head = head_kv_ + worker * L * (head_rows + 1);  // naive: [L, nope + dv]
-    float* scores = kv_head + L * head_rows;                   // [L]
-    float* query = head_query_ + worker * 2 * row;             // [row]
-    float* mixed = query + row;                                // [row]
-    for (size_t h = begin; h < end; ++h) {
-      DequantizeRows(std::span<float>(w_head, head_rows * r), w.kv_b, h * head_rows,
-                     (h + 1) * head_rows);
-      int64_t t = 0;
-      for (const SequenceChunk& chunk : batch) {
-        const float* cache = chunk.cache->layer(cache_layer);  // [L, row]
-        const int64_t len = static_cast<int64_t>(chunk.tokens.size());
-        const int64_t last = tokens_[t + len - 1].position;
-        if (!absorbed) {
+  if (options_.attention == AttentionForm::kAbsorbed) {
+    AbsorbedAttention(w, cache_layer, batch);
+  } else {
+    pool_.ParallelFor(heads, 1, [&](size_t begin, size_t end, int worker) {
+      float* w_head = head_weight_ + worker * head_rows * r;     // [nope + dv, r]
+      float* kv_head = head_kv_ + worker * L * (head_rows + 1);  // [L, nope + dv]
+      float* scores = kv_head + L * head_rows;                   // [L]
+      for (size_t h = begin; h < end; ++h) {
+        DequantizeRows(std::span<float>(w_head, head_rows * r), w.kv_b, h * head_rows,
+                       (h + 1) * head_rows);
+        int64_t t = 0;
+        for (const SequenceChunk& chunk : batch) {
+          const float* cache = chunk.cache->layer(cache_layer);  // [L, row]
+          const int64_t len = static_cast<int64_t>(chunk.tokens.size());
+          const int64_t last = tokens_[t + len - 1].position;
           // Naive: k_nope^h(s) = W_UK^h c(s) and v^h(s) = W_UV^h c(s) for every position s.
           for (int64_t s = 0; s <= last; ++s)
             for (int64_t i = 0; i < head_rows; ++i)
               kv_head[s * head_rows + i] = Dot(w_head + i * r, cache + s * row, r);
-        }
-        for (int64_t end_t = t + len; t < end_t; ++t) {
-          const int64_t p = tokens_[t].position;
-          const float* q_nope = q_ + (t * heads + h) * qk;  // [nope]
-          const float* q_pe = q_nope + nope;                // [rope]
-          float* o = attn_out_ + (t * heads + h) * dv;      // [dv]
-          if (absorbed) {
-            // query = [W_UKᵀ q_nope | q_pe]: the score is one dot with a cache row.
-            std::fill(query, query + r, 0.0f);
-            for (int64_t i = 0; i < nope; ++i)
-              for (int64_t j = 0; j < r; ++j) query[j] += q_nope[i] * w_head[i * r + j];
-            std::memcpy(query + r, q_pe, rope * sizeof(float));
-            for (int64_t s = 0; s <= p; ++s)
-              scores[s] = softmax_scale_ * Dot(query, cache + s * row, row);
-            Softmax(std::span<float>(scores, p + 1));
-            // u = Σ_s p_s c(s) [r], then o = W_UV^h u.
-            std::fill(mixed, mixed + r, 0.0f);
-            for (int64_t s = 0; s <= p; ++s)
-              for (int64_t j = 0; j < r; ++j) mixed[j] += scores[s] * cache[s * row + j];
-            for (int64_t k = 0; k < dv; ++k) o[k] = Dot(w_head + (nope + k) * r, mixed, r);
-          } else {
+          for (int64_t end_t = t + len; t < end_t; ++t) {
+            const int64_t p = tokens_[t].position;
+            const float* q_nope = q_ + (t * heads + h) * qk;  // [nope]
+            const float* q_pe = q_nope + nope;                // [rope]
+            float* o = attn_out_ + (t * heads + h) * dv;      // [dv]
             for (int64_t s = 0; s <= p; ++s)
               scores[s] = softmax_scale_ * (Dot(q_nope, kv_head + s * head_rows, nope) +
                                             Dot(q_pe, cache + s * row + r, rope));
@@ -117,11 +101,98 @@ void Model::Attention(const MlaWeights& w, int64_t cache_layer,
           }
         }
       }
-    }
-  });
+    });
+  }
 
   // out [n, hidden] = W_o · [o^0; ...; o^{H-1}]
   MatMul(out, std::span<const float>(attn_out_, n * heads * dv), n, w.o, &pool_);
+}
+
+const float* Model::AbsorbedKeyWeight(const MlaWeights& w) const {
+  const int64_t per_module =
+      config_.num_attention_heads * config_.kv_lora_rank * config_.qk_nope_head_dim;
+  for (size_t m = 0; m < absorbed_modules_.size(); ++m)
+    if (absorbed_modules_[m] == &w) return absorbed_keys_.as<float>().data() + m * per_module;
+  Fail("attention weights that this model was not built with");
+}
+
+// Absorbed attention, every head of every chunk as matrix products over the latent cache (the
+// cache rows are shared by all heads, MQA-like):
+//   q_abs = W_UK^hᵀ q_nope          [b, r]      (W_UK^hᵀ precomputed, F32)
+//   S     = [q_abs | q_pe] · Cᵀ     [b, len]    (C = cache rows [len, r + rope])
+//   P     = softmax(scale · S) over each token's causal prefix, zero after it
+//   U     = P · C[:, :r]            [b, r]      (via the transposed latent, shared by heads)
+//   o     = W_UV^h U                [b, dv]     (kv_b's value rows, read in their stored type)
+// for blocks of up to kAttentionBlock query tokens, heads split across the pool.
+void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
+                              std::span<const SequenceChunk> batch) {
+  const ModelConfig& c = config_;
+  const int64_t heads = c.num_attention_heads;
+  const int64_t nope = c.qk_nope_head_dim;
+  const int64_t rope = c.qk_rope_head_dim;
+  const int64_t qk = c.qk_head_dim();
+  const int64_t dv = c.v_head_dim;
+  const int64_t r = c.kv_lora_rank;
+  const int64_t row = r + rope;
+  const int64_t head_rows = nope + dv;
+  const int64_t L = options_.max_context;
+  const float* uk_t = AbsorbedKeyWeight(w);  // [heads, r, nope]
+  int64_t first = 0;
+  for (const SequenceChunk& chunk : batch) {
+    const int64_t len = static_cast<int64_t>(chunk.tokens.size());
+    const float* cache = chunk.cache->layer(cache_layer);             // [L, row]
+    const int64_t positions = tokens_[first + len - 1].position + 1;  // cache rows attended
+    for (int64_t s = 0; s < positions; ++s)
+      for (int64_t j = 0; j < r; ++j) latent_t_[j * positions + s] = cache[s * row + j];
+    const WeightMatrix keys{DType::F32, cache, positions, row};
+    const WeightMatrix latents{DType::F32, latent_t_, r, positions};
+    pool_.ParallelFor(heads, 1, [&](size_t begin, size_t end, int worker) {
+      float* q_abs = att_q_ + worker * kAttentionBlock * row;     // [b, row]
+      float* q_nope = att_qn_ + worker * kAttentionBlock * nope;  // [b, nope]
+      float* probs = att_s_ + worker * kAttentionBlock * L;       // [b, positions]
+      float* mixed = att_u_ + worker * kAttentionBlock * r;       // [b, r]
+      float* o = att_o_ + worker * kAttentionBlock * dv;          // [b, dv]
+      float* w_value = head_weight_ + worker * head_rows * r;     // [dv, r] when not viewable
+      for (size_t h = begin; h < end; ++h) {
+        const WeightMatrix uk{DType::F32, uk_t + h * r * nope, r, nope};
+        WeightMatrix uv;
+        const int64_t value_row = static_cast<int64_t>(h) * head_rows + nope;
+        if (!ViewRows(w.kv_b, value_row, value_row + dv, &uv)) {
+          DequantizeRows(std::span<float>(w_value, dv * r), w.kv_b, value_row, value_row + dv);
+          uv = WeightMatrix{DType::F32, w_value, dv, r};
+        }
+        for (int64_t b0 = 0; b0 < len; b0 += kAttentionBlock) {
+          const int64_t b = std::min(kAttentionBlock, len - b0);
+          for (int64_t i = 0; i < b; ++i)
+            std::memcpy(q_nope + i * nope, q_ + ((first + b0 + i) * heads + h) * qk,
+                        nope * sizeof(float));
+          MatMul(std::span<float>(mixed, b * r), std::span<const float>(q_nope, b * nope), b, uk,
+                 nullptr);
+          for (int64_t i = 0; i < b; ++i) {
+            std::memcpy(q_abs + i * row, mixed + i * r, r * sizeof(float));
+            std::memcpy(q_abs + i * row + r, q_ + ((first + b0 + i) * heads + h) * qk + nope,
+                        rope * sizeof(float));
+          }
+          MatMul(std::span<float>(probs, b * positions), std::span<const float>(q_abs, b * row), b,
+                 keys, nullptr);
+          for (int64_t i = 0; i < b; ++i) {
+            float* p = probs + i * positions;
+            const int64_t visible = tokens_[first + b0 + i].position + 1;
+            for (int64_t s = 0; s < visible; ++s) p[s] *= softmax_scale_;
+            Softmax(std::span<float>(p, visible));
+            std::fill(p + visible, p + positions, 0.0f);
+          }
+          MatMul(std::span<float>(mixed, b * r), std::span<const float>(probs, b * positions), b,
+                 latents, nullptr);
+          MatMul(std::span<float>(o, b * dv), std::span<const float>(mixed, b * r), b, uv, nullptr);
+          for (int64_t i = 0; i < b; ++i)
+            std::memcpy(attn_out_ + ((first + b0 + i) * heads + h) * dv, o + i * dv,
+                        dv * sizeof(float));
+        }
+      }
+    });
+    first += len;
+  }
 }
 
 }  // namespace whale

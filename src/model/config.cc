@@ -249,8 +249,32 @@ ModelConfig ParseModelConfig(const std::string& json_text, const std::string& so
     if (!q->is_object()) f.Bad("quantization_config", *q, "an object");
     Fields qf(*q, Cat(source, ": quantization_config"));
     const std::string method = qf.String("quant_method");
-    if (method != "fp8")
-      qf.Bad("quant_method", (*q)["quant_method"], "\"fp8\" (block-scaled e4m3 weights)");
+    if (method == "whale") {
+      BlockQuantization bq;
+      const std::string format = qf.String("format");
+      if (format == "int8")
+        bq.format = QuantFormat::kInt8;
+      else if (format == "int4")
+        bq.format = QuantFormat::kInt4;
+      else
+        qf.Bad("format", (*q)["format"], "\"int8\" or \"int4\"");
+      const Json* group = qf.Find("group_size");
+      if (group == nullptr || !group->is_number_integer() || group->get<int64_t>() != kQuantGroup)
+        Fail(source,
+             ": field 'quantization_config.group_size' = ", group ? group->dump() : "missing",
+             ": expected ", kQuantGroup);
+      for (const auto& key : qf.Unused())
+        Fail(source, ": field 'quantization_config.", key, "' is not supported");
+      c.block_quantization = bq;
+    } else if (method != "fp8") {
+      qf.Bad("quant_method", (*q)["quant_method"],
+             "\"fp8\" (block-scaled e4m3 weights) or \"whale\" (int8 / int4 groups)");
+    }
+  }
+  if (const Json* q = f.Find("quantization_config");
+      q != nullptr && q->is_object() && !c.block_quantization) {
+    Fields qf(*q, Cat(source, ": quantization_config"));
+    qf.String("quant_method");
     const std::string fmt = qf.String("fmt", "e4m3");
     if (fmt != "e4m3") qf.Bad("fmt", (*q)["fmt"], "\"e4m3\"");
     Fp8Quantization fp8;
@@ -286,6 +310,7 @@ ModelConfig ParseModelConfig(const std::string& json_text, const std::string& so
 
 void ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   const auto bad = [&](const std::string& what) { Fail(source, ": inconsistent config: ", what); };
+  if (c.quantization && c.block_quantization) bad("FP8 and whale block quantization at once");
   if (c.qk_rope_head_dim % 2 != 0)
     bad(Cat("qk_rope_head_dim = ", c.qk_rope_head_dim, " must be even (RoPE rotates pairs)"));
   if (c.first_k_dense_replace > c.num_hidden_layers)
@@ -371,6 +396,11 @@ std::string ModelConfigToJson(const ModelConfig& c) {
   j["q_lora_rank"] = c.q_lora_rank > 0 ? Json(c.q_lora_rank) : Json(nullptr);
   j["qk_nope_head_dim"] = c.qk_nope_head_dim;
   j["qk_rope_head_dim"] = c.qk_rope_head_dim;
+  if (c.block_quantization) {
+    j["quantization_config"] = {{"format", QuantFormatName(c.block_quantization->format)},
+                                {"group_size", c.block_quantization->group_size},
+                                {"quant_method", "whale"}};
+  }
   if (c.quantization) {
     j["quantization_config"] = {
         {"activation_scheme", c.quantization->activation_scheme},

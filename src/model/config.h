@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/quant.h"
+
 namespace whale {
 
 enum class ModelType { kDeepseekV2, kDeepseekV3 };
@@ -27,6 +29,13 @@ struct Fp8Quantization {
   int64_t block_rows = 128;  // weight_block_size[0]
   int64_t block_cols = 128;  // weight_block_size[1]
   std::string activation_scheme = "dynamic";
+};
+
+// quantization_config of whale's own block formats (kernels/quant.h):
+// {"quant_method": "whale", "format": "int8" | "int4", "group_size": 32}.
+struct BlockQuantization {
+  QuantFormat format = QuantFormat::kInt8;
+  int64_t group_size = kQuantGroup;  // only 32 is supported
 };
 
 struct ModelConfig {
@@ -63,6 +72,7 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_ids;
   bool tie_word_embeddings = false;
   std::optional<Fp8Quantization> quantization;
+  std::optional<BlockQuantization> block_quantization;  // exclusive with `quantization`
   std::string torch_dtype = "bfloat16";
   // Training-only fields, kept so that a config round-trips.
   double aux_loss_alpha = 0.001;

@@ -18,6 +18,22 @@ std::vector<int64_t> ScaleShape(const std::vector<int64_t>& weight_shape, int64_
           (weight_shape[1] + block_cols - 1) / block_cols};
 }
 
+bool IsBlockQuantized(TensorRole role) {
+  return role == TensorRole::kLinear || role == TensorRole::kMtpProjection;
+}
+
+std::string GroupScaleName(const std::string& weight_name) {
+  return weight_name + "_scale";
+}
+
+std::vector<int64_t> BlockQuantizedShape(QuantFormat format, const std::vector<int64_t>& shape) {
+  return {shape[0], QuantRowBytes(format, shape[1])};
+}
+
+std::vector<int64_t> GroupScaleShape(const std::vector<int64_t>& shape) {
+  return {shape[0], QuantGroups(shape[1])};
+}
+
 namespace {
 
 void AddMlp(std::vector<TensorSpec>& out, const std::string& prefix, int64_t hidden, int64_t inter,

@@ -44,6 +44,14 @@ std::string ScaleName(const std::string& weight_name);
 std::vector<int64_t> ScaleShape(const std::vector<int64_t>& weight_shape, int64_t block_rows,
                                 int64_t block_cols);
 
+// whale's block-quantized checkpoints (config.block_quantization; format in kernels/quant.h):
+// linear projections and the MTP eh_proj are stored as codes `<name>` I8 [rows, groups * 32] or
+// U8 [rows, groups * 16] plus scales `<name>_scale` F16 [rows, groups], groups = ceil(cols / 32).
+bool IsBlockQuantized(TensorRole role);
+std::string GroupScaleName(const std::string& weight_name);
+std::vector<int64_t> BlockQuantizedShape(QuantFormat format, const std::vector<int64_t>& shape);
+std::vector<int64_t> GroupScaleShape(const std::vector<int64_t>& shape);
+
 // Parameter counts derived from the layout.
 struct ParameterCounts {
   int64_t main_total = 0;   // embedding + main layers + final norm + head

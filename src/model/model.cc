@@ -79,7 +79,6 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
       {&attn_out_, n * h * c.v_head_dim},
       {&head_weight_, workers * head_rows * r},
       {&head_kv_, workers * L * (head_rows + 1)},
-      {&head_query_, workers * 2 * (r + c.qk_rope_head_dim)},
       {&gate_, n * inter},
       {&up_, n * inter},
       {&expert_in_, n * d},
@@ -87,6 +86,12 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
       {&router_logits_, n * experts},
       {&router_scratch_, router_scratch},
       {&mtp_concat_, c.num_nextn_predict_layers > 0 ? n * 2 * d : 0},
+      {&latent_t_, r * L},
+      {&att_q_, workers * kAttentionBlock * (r + c.qk_rope_head_dim)},
+      {&att_qn_, workers * kAttentionBlock * c.qk_nope_head_dim},
+      {&att_s_, workers * kAttentionBlock * L},
+      {&att_u_, workers * kAttentionBlock * r},
+      {&att_o_, workers * kAttentionBlock * c.v_head_dim},
   };
   const auto rounded = [](int64_t floats) { return (floats + 15) / 16 * 16; };
   int64_t total = 0;
@@ -98,6 +103,23 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
     next += rounded(p.floats);
   }
   tokens_.resize(n);
+
+  // W_UK^h transposed, per attention module: [r, nope] for each head, exact in F32.
+  for (const BlockWeights& block : weights.layers) absorbed_modules_.push_back(&block.attention);
+  if (weights.mtp) absorbed_modules_.push_back(&weights.mtp->block.attention);
+  const int64_t nope = c.qk_nope_head_dim;
+  const int64_t per_module = h * r * nope;
+  absorbed_keys_ = AlignedBuffer(
+      static_cast<size_t>(per_module * std::max<size_t>(1, absorbed_modules_.size())) *
+      sizeof(float));
+  std::vector<float> rows(static_cast<size_t>(nope * r));  // [nope, r]: one head's W_UK
+  for (size_t m = 0; m < absorbed_modules_.size(); ++m)
+    for (int64_t head = 0; head < h; ++head) {
+      DequantizeRows(rows, absorbed_modules_[m]->kv_b, head * head_rows, head * head_rows + nope);
+      float* dst = absorbed_keys_.as<float>().data() + m * per_module + head * r * nope;
+      for (int64_t i = 0; i < nope; ++i)
+        for (int64_t j = 0; j < r; ++j) dst[j * nope + i] = rows[i * r + j];
+    }
   expert_ids_.resize(n * std::max<int64_t>(c.num_experts_per_tok, 1));
   expert_weights_.resize(expert_ids_.size());
   expert_count_.resize(experts + 1);

@@ -77,6 +77,8 @@ class Model {
              int64_t n);
   void Attention(const MlaWeights& w, int64_t cache_layer, std::span<const SequenceChunk> batch,
                  int64_t n, std::span<const float> x, std::span<float> out);
+  void AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
+                         std::span<const SequenceChunk> batch);
   void Mlp(const MlpWeights& w, int64_t inter, int64_t n, std::span<const float> x,
            std::span<float> out);
   void Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::span<float> out);
@@ -102,8 +104,7 @@ class Model {
   float* kv_;             // [n, kv_lora_rank + qk_rope_head_dim]
   float* attn_out_;       // [n, heads, v_head_dim]
   float* head_weight_;    // [workers, qk_nope + v, kv_lora_rank]: one head's kv_b rows, dequantized
-  float* head_kv_;        // [workers, L, qk_nope + v] (naive) / [workers, L] scores (absorbed)
-  float* head_query_;     // [workers, kv_lora_rank + qk_rope]
+  float* head_kv_;        // naive form: [workers, L, qk_nope + v] keys/values, then [L] scores
   float* gate_;           // [n, max intermediate]
   float* up_;             // [n, max intermediate]
   float* expert_in_;      // [n, hidden]
@@ -115,6 +116,21 @@ class Model {
   std::vector<int32_t> expert_count_;  // [n_routed_experts + 1]
   std::vector<int32_t> expert_slots_;  // [n * top_k]: (token, k) slots grouped by expert
   float* mtp_concat_;                  // [n, 2 * hidden]
+
+  // Absorbed attention (attention.cc). W_UK^h transposed and dequantized once at construction,
+  // per attention module (main layers, then MTP): [heads, kv_lora_rank, qk_nope].
+  const float* AbsorbedKeyWeight(const MlaWeights& w) const;
+  std::vector<const MlaWeights*> absorbed_modules_;
+  AlignedBuffer absorbed_keys_;
+  float* latent_t_;  // [kv_lora_rank, L]: a chunk's latent cache, transposed
+  float* att_q_;     // [workers, kAttentionBlock, kv_lora_rank + qk_rope]: absorbed queries
+  float* att_qn_;    // [workers, kAttentionBlock, qk_nope]: gathered q_nope of one head
+  float* att_s_;     // [workers, kAttentionBlock, L]: scores, then probabilities
+  float* att_u_;     // [workers, kAttentionBlock, kv_lora_rank]: probability-weighted latents
+  float* att_o_;     // [workers, kAttentionBlock, v_head_dim]: one head's outputs
 };
+
+// Query tokens per absorbed-attention step (bounds the per-worker score buffer to this x L).
+inline constexpr int64_t kAttentionBlock = 64;
 
 }  // namespace whale

@@ -120,6 +120,8 @@ std::string DescribeModel(const ModelConfig& c, const Checkpoint* checkpoint) {
   std::map<std::string, Usage> by_dtype;
   int64_t n_scales = 0;
   double scale_bytes = 0;
+  int64_t n_group_scales = 0;
+  double group_scale_bytes = 0;
   std::string example;
   for (const std::string& name : checkpoint->Names()) {
     const SafetensorsEntry& e = checkpoint->Entry(name);
@@ -128,11 +130,17 @@ std::string DescribeModel(const ModelConfig& c, const Checkpoint* checkpoint) {
       scale_bytes += static_cast<double>(e.end - e.begin);
       continue;
     }
+    if (c.block_quantization && name.ends_with(".weight_scale")) {
+      ++n_group_scales;
+      group_scale_bytes += static_cast<double>(e.end - e.begin);
+      continue;
+    }
     Usage& u = by_dtype[std::string(Name(e.dtype))];
     ++u.tensors;
     u.bytes += static_cast<double>(e.end - e.begin);
     int64_t n = 1;
     for (int64_t d : e.shape) n *= d;
+    if (e.dtype == DType::U8 && c.block_quantization) n *= 2;  // two int4 codes per byte
     u.elements += n;
     if (e.dtype == DType::F8_E4M3 && example.empty()) {
       const auto& s = checkpoint->Entry(name + "_scale_inv");
@@ -148,6 +156,19 @@ std::string DescribeModel(const ModelConfig& c, const Checkpoint* checkpoint) {
     row("", Format("%-8s %6lld block-scale tensors (weight_scale_inv, 128x128 blocks)  %s", "F32",
                    (long long)n_scales, HumanAmount(scale_bytes, "B").c_str()));
     row("", "e.g. " + example);
+  }
+  if (c.block_quantization) {
+    const char* codes = c.block_quantization->format == QuantFormat::kInt8 ? "I8" : "U8";
+    const Usage& u = by_dtype[codes];
+    row("quantized",
+        Format("whale %s, groups of %lld columns: %lld %s code tensors %s + %lld F16 "
+               "group-scale tensors %s = %.3f bits per quantized weight (padding "
+               "included)",
+               QuantFormatName(c.block_quantization->format),
+               (long long)c.block_quantization->group_size, (long long)u.tensors, codes,
+               HumanAmount(u.bytes, "B").c_str(), (long long)n_group_scales,
+               HumanAmount(group_scale_bytes, "B").c_str(),
+               u.elements > 0 ? 8.0 * (u.bytes + group_scale_bytes) / u.elements : 0.0));
   }
   return out.str();
 }

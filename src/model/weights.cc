@@ -1,5 +1,6 @@
 #include "model/weights.h"
 
+#include <map>
 #include <set>
 
 #include "model/layout.h"
@@ -33,7 +34,9 @@ const char* AllowedText(TensorRole role) {
 class Mapper {
  public:
   Mapper(const ModelConfig& config, const Checkpoint& checkpoint)
-      : config_(config), checkpoint_(checkpoint) {}
+      : config_(config), checkpoint_(checkpoint) {
+    for (const TensorSpec& spec : CheckpointLayout(config)) shapes_[spec.name] = spec.shape;
+  }
 
   WeightMatrix Matrix(const std::string& name) const {
     const Tensor t = checkpoint_.Get(name);
@@ -44,6 +47,10 @@ class Mapper {
     m.cols = t.dim(1);
     if (t.dtype() == DType::F8_E4M3)
       m.block_scales = checkpoint_.Get(ScaleName(name)).data_as<float>();
+    if (t.dtype() == DType::I8 || t.dtype() == DType::U8) {
+      m.cols = shapes_.at(name)[1];  // the stored rows are padded to whole groups
+      m.group_scales = checkpoint_.Get(GroupScaleName(name)).data_as<uint16_t>();
+    }
     return m;
   }
   NormWeight Norm(const std::string& name) const {
@@ -88,6 +95,7 @@ class Mapper {
  private:
   const ModelConfig& config_;
   const Checkpoint& checkpoint_;
+  std::map<std::string, std::vector<int64_t>> shapes_;  // logical [rows, cols] by name
 };
 
 // Weights are read in place, so each must start at an address aligned for its element type.
@@ -101,6 +109,31 @@ void CheckAligned(const Checkpoint& checkpoint, const std::string& name) {
          ") starts at a byte offset that is not a multiple of its element size; whale maps "
          "weights in place and needs them aligned (rewrite the file with Hugging Face's "
          "safetensors)");
+}
+
+// A tensor of a whale block-quantized checkpoint: codes and scales as kernels/quant.h describes.
+void ValidateBlockQuantized(const ModelConfig& config, const Checkpoint& checkpoint,
+                            const TensorSpec& spec) {
+  const QuantFormat format = config.block_quantization->format;
+  const DType dtype = format == QuantFormat::kInt8 ? DType::I8 : DType::U8;
+  const SafetensorsEntry& entry = checkpoint.Entry(spec.name);
+  const auto shape = BlockQuantizedShape(format, spec.shape);
+  if (entry.dtype != dtype || entry.shape != shape)
+    Fail(checkpoint.FileOf(spec.name), ": tensor '", spec.name, "' is ", Name(entry.dtype), " ",
+         ShapeString(entry.shape), "; quantization_config (whale ", QuantFormatName(format),
+         ") expects ", Name(dtype), " ", ShapeString(shape), " (codes of the ",
+         ShapeString(spec.shape), " weight, rows padded to groups of ", kQuantGroup, ")");
+  const std::string scale = GroupScaleName(spec.name);
+  if (!checkpoint.Has(scale))
+    Fail(checkpoint.dir(), ": quantized tensor '", spec.name, "' has no group scales '", scale,
+         "'");
+  const SafetensorsEntry& scale_entry = checkpoint.Entry(scale);
+  const auto scale_shape = GroupScaleShape(spec.shape);
+  if (scale_entry.dtype != DType::F16 || scale_entry.shape != scale_shape)
+    Fail(checkpoint.FileOf(scale), ": tensor '", scale, "' is ", Name(scale_entry.dtype), " ",
+         ShapeString(scale_entry.shape), "; expected F16 ", ShapeString(scale_shape),
+         " (one scale per group of ", kQuantGroup, " columns of ", ShapeString(spec.shape), ")");
+  CheckAligned(checkpoint, scale);
 }
 
 }  // namespace
@@ -118,6 +151,11 @@ void ValidateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint)
       Fail(dir, ": missing tensor '", spec.name, "' (config expects shape ",
            ShapeString(spec.shape), ")");
     const SafetensorsEntry& entry = checkpoint.Entry(spec.name);
+    if (config.block_quantization && IsBlockQuantized(spec.role)) {
+      ValidateBlockQuantized(config, checkpoint, spec);
+      expected.insert(GroupScaleName(spec.name));
+      continue;
+    }
     if (entry.shape != spec.shape)
       Fail(checkpoint.FileOf(spec.name), ": tensor '", spec.name, "' has shape ",
            ShapeString(entry.shape), " but config.json implies ", ShapeString(spec.shape));

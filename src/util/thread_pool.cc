@@ -1,75 +1,115 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "util/error.h"
 
 namespace whale {
+namespace {
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls `done` with a pause between reads; checks the clock only every 64 polls (a clock read
+// costs tens of nanoseconds). Returns false when `micros` passed without `done` turning true.
+template <class Done>
+bool SpinFor(int64_t micros, const Done& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      CpuRelax();
+    }
+    if (std::chrono::steady_clock::now() > deadline) return false;
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   for (int w = 1; w < n_threads_; ++w) threads_.emplace_back([this, w] { WorkerLoop(w); });
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-  }
-  wake_.notify_all();
+  stop_.store(true, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  generation_.notify_all();
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::RunChunks(int worker) {
+void ThreadPool::RunChunks(uint32_t generation, int worker) {
   for (;;) {
-    const size_t begin = next_chunk_.fetch_add(chunk_, std::memory_order_relaxed);
-    if (begin >= n_) return;
-    (*body_)(begin, std::min(n_, begin + chunk_), worker);
+    const Trampoline trampoline = trampoline_.load(std::memory_order_relaxed);
+    void* const body = body_.load(std::memory_order_relaxed);
+    const size_t n = n_.load(std::memory_order_relaxed);
+    const size_t chunk = chunk_.load(std::memory_order_relaxed);
+    uint64_t claim = next_.load(std::memory_order_acquire);
+    size_t begin = 0;
+    for (;;) {
+      // A successful claim proves the job was still running, so the values read above (before
+      // the claim, after its publication) belong to it.
+      if (static_cast<uint32_t>(claim >> 32) != generation) return;
+      begin = static_cast<size_t>(claim & 0xFFFFFFFFu);
+      if (begin >= n) return;
+      if (next_.compare_exchange_weak(claim, claim + chunk, std::memory_order_acq_rel)) break;
+    }
+    trampoline(body, begin, std::min(n, begin + chunk), worker);
+    done_chunks_.fetch_add(1, std::memory_order_release);
   }
 }
 
 void ThreadPool::WorkerLoop(int worker) {
-  unsigned seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+    const auto published = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+    if (!SpinFor(kSpinMicros, published)) {
+      // Sleep. seq_cst on both sides: either the caller sees sleepers_ > 0 and notifies, or
+      // wait() sees the new generation and returns at once.
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      generation_.wait(seen, std::memory_order_seq_cst);
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+      if (!published()) continue;
     }
-    RunChunks(worker);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_workers_ == 0) done_.notify_one();
-    }
+    seen = generation_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_relaxed)) return;
+    RunChunks(seen, worker);
   }
 }
 
-void ThreadPool::ParallelFor(size_t n, size_t grain,
-                             const std::function<void(size_t, size_t, int)>& body) {
+void ThreadPool::Run(size_t n, size_t grain, Trampoline trampoline, void* body) {
   if (n == 0) return;
   grain = std::max<size_t>(1, grain);
   // Few chunks per thread keeps the split even without much contention on the counter.
   const size_t target_chunks = static_cast<size_t>(n_threads_) * 4;
   const size_t chunk = std::max(grain, (n + target_chunks - 1) / target_chunks);
   if (n_threads_ == 1 || chunk >= n) {
-    body(0, n, 0);
+    trampoline(body, 0, n, 0);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    WHALE_ASSERT(body_ == nullptr, "ParallelFor is not reentrant");
-    body_ = &body;
-    n_ = n;
-    chunk_ = chunk;
-    next_chunk_.store(0, std::memory_order_relaxed);
-    pending_workers_ = n_threads_ - 1;
-    ++generation_;
-  }
-  wake_.notify_all();
-  RunChunks(0);
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return pending_workers_ == 0; });
-  body_ = nullptr;
+  WHALE_ASSERT(n < (size_t{1} << 31), "ParallelFor over ", n, " items (at most 2^31)");
+  WHALE_ASSERT(!running_, "ParallelFor is not reentrant");
+  running_ = true;
+  const uint32_t generation = ++last_generation_;
+  const size_t n_chunks = (n + chunk - 1) / chunk;
+  trampoline_.store(trampoline, std::memory_order_relaxed);
+  body_.store(body, std::memory_order_relaxed);
+  n_.store(n, std::memory_order_relaxed);
+  chunk_.store(chunk, std::memory_order_relaxed);
+  done_chunks_.store(0, std::memory_order_relaxed);
+  next_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_relaxed);
+  generation_.store(generation, std::memory_order_seq_cst);  // publishes the job (release)
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
+  // The caller claims chunks too, so a job finishes even while no worker is scheduled.
+  RunChunks(generation, 0);
+  const auto done = [&] { return done_chunks_.load(std::memory_order_acquire) == n_chunks; };
+  while (!SpinFor(kSpinMicros, done)) std::this_thread::yield();
+  running_ = false;
 }
 
 }  // namespace whale

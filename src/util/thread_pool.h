@@ -1,13 +1,19 @@
 // A persistent pool of worker threads with a small ParallelFor vocabulary. One pool per process,
 // passed explicitly to whoever needs threads; no thread is created after construction.
+//
+// A decode step issues hundreds of ParallelFor calls, each a few tens of microseconds long, so
+// the fork/join must cost about a microsecond: idle workers spin (with a pause instruction) on a
+// generation counter for a bounded time before they sleep on it, the job is handed over as a
+// function pointer plus a context pointer (no std::function, no allocation), and chunks are
+// claimed from one atomic counter, which also tolerates a descheduled vCPU.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
-#include <functional>
-#include <mutex>
+#include <cstdint>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace whale {
@@ -24,27 +30,50 @@ class ThreadPool {
 
   // Calls body(begin, end, worker) over disjoint chunks covering [0, n), at least `grain`
   // items each (except the last). `worker` is in [0, size()) and indexes per-thread scratch.
-  // Returns when every chunk is done. Not reentrant: body must not call ParallelFor.
-  void ParallelFor(size_t n, size_t grain,
-                   const std::function<void(size_t begin, size_t end, int worker)>& body);
+  // Returns when every chunk is done. Not reentrant: body must not call ParallelFor. body must
+  // not throw (a worker thread cannot hand an exception back).
+  template <class Body>
+  void ParallelFor(size_t n, size_t grain, Body&& body) {
+    using Plain = std::remove_reference_t<Body>;
+    Run(n, grain, &Invoke<Plain>, const_cast<void*>(static_cast<const void*>(&body)));
+  }
+
+  // How long an idle worker spins before it sleeps (microseconds). Exposed for tests.
+  static constexpr int64_t kSpinMicros = 200;
 
  private:
+  using Trampoline = void (*)(void* body, size_t begin, size_t end, int worker);
+  template <class Plain>
+  static void Invoke(void* body, size_t begin, size_t end, int worker) {
+    (*static_cast<Plain*>(body))(begin, end, worker);
+  }
+
+  void Run(size_t n, size_t grain, Trampoline trampoline, void* body);
   void WorkerLoop(int worker);
-  void RunChunks(int worker);
+  // Claims and runs chunks of job `generation` until none is left or a newer job replaced it.
+  void RunChunks(uint32_t generation, int worker);
 
   int n_threads_;
   std::vector<std::thread> threads_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::condition_variable done_;
-  // The job being run: set under mutex_ before a generation bump.
-  const std::function<void(size_t, size_t, int)>* body_ = nullptr;
-  size_t n_ = 0;
-  size_t chunk_ = 0;
-  std::atomic<size_t> next_chunk_{0};
-  int pending_workers_ = 0;
-  unsigned generation_ = 0;
-  bool stop_ = false;
+  uint32_t last_generation_ = 0;  // caller thread only
+  bool running_ = false;          // reentrancy check, caller thread only
+
+  // The job, written by the caller before the generation bump that publishes it. Workers may
+  // read them late (for an already finished job), hence atomics; a claim only succeeds while
+  // its job is current (see RunChunks), so stale values are never used.
+  std::atomic<Trampoline> trampoline_{nullptr};
+  std::atomic<void*> body_{nullptr};
+  std::atomic<size_t> n_{0};
+  std::atomic<size_t> chunk_{0};
+  std::atomic<bool> stop_{false};
+
+  // Each counter on its own cache line: workers poll generation_ while others claim chunks.
+  alignas(64) std::atomic<uint32_t> generation_{0};
+  // (generation << 32) | next chunk start: a worker waking after its job ended cannot claim a
+  // chunk of the next one by mistake.
+  alignas(64) std::atomic<uint64_t> next_{0};
+  alignas(64) std::atomic<size_t> done_chunks_{0};
+  alignas(64) std::atomic<int> sleepers_{0};
 };
 
 }  // namespace whale

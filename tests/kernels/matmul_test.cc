@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/simd.h"
 #include "util/error.h"
 
 namespace whale {
@@ -251,6 +252,106 @@ TEST(MatMul, RejectsBadArguments) {
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "MatMul: x has 7 elements, expected n * cols = 2 * 4");
   }
+}
+
+// Every Highway target this build compiled and this CPU runs (scalar, SSE4, AVX2, AVX3, ...)
+// against the reference, over odd shapes on both kernel paths (n < 4 decodes weights in
+// registers, n >= 4 decodes row tiles), plus every FP8 code decoded exactly and NaN codes.
+class ForEachTarget : public ::testing::Test {
+ protected:
+  void TearDown() override { ForceSimdTarget(0); }
+};
+
+TEST_F(ForEachTarget, MatchesReference) {
+  const std::vector<int64_t> targets = SupportedSimdTargets();
+  ASSERT_FALSE(targets.empty());
+  ThreadPool pool(2);
+  for (int64_t target : targets) {
+    ForceSimdTarget(target);
+    ASSERT_EQ(ActiveSimdTargetName(), SimdTargetName(target));
+    std::mt19937 rng(static_cast<unsigned>(target % 1000));
+    for (DType dtype : {DType::F32, DType::BF16, DType::F8_E4M3})
+      for (int64_t rows : {1, 33, 129})
+        for (int64_t cols : {1, 31, 32, 33, 127, 129, 4095}) {
+          const TestWeight w = RandomWeight(dtype, rows, cols, rng);
+          for (int64_t n : {1, 4, 9}) {
+            const std::vector<float> x = RandomActivations(n * cols, rng);
+            std::vector<float> y(n * rows), expected(n * rows);
+            MatMul(y, x, n, w.matrix(), &pool);
+            MatMulRef(expected, x, n, w.matrix());
+            const std::vector<double> scale = AbsProducts(x, n, w);
+            for (int64_t i = 0; i < n * rows; ++i)
+              ASSERT_NEAR(y[i], expected[i], DotTolerance(cols, scale[i]))
+                  << SimdTargetName(target) << " " << Name(dtype) << " n=" << n << " rows=" << rows
+                  << " cols=" << cols << " i=" << i;
+          }
+        }
+  }
+}
+
+TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
+  std::vector<uint8_t> codes;
+  for (int c = 0; c < 256; ++c)
+    if ((c & 0x7F) != 0x7F) codes.push_back(static_cast<uint8_t>(c));
+  const auto cols = static_cast<int64_t>(codes.size());
+  const std::vector<float> scales = {0.37f, 3.0f};
+  const WeightMatrix w{DType::F8_E4M3, codes.data(), 1, cols, scales.data()};
+  for (int64_t target : SupportedSimdTargets()) {
+    ForceSimdTarget(target);
+    for (int64_t n : {int64_t{1}, int64_t{5}})
+      for (int64_t first = 0; first < cols; first += n) {
+        const int64_t count = std::min(n, cols - first);
+        std::vector<float> x(count * cols, 0.0f), y(count);
+        for (int64_t t = 0; t < count; ++t) x[t * cols + first + t] = 1.0f;
+        MatMul(y, x, count, w, nullptr);
+        for (int64_t t = 0; t < count; ++t) {
+          const int64_t k = first + t;
+          ASSERT_EQ(y[t], F8E4M3ToF32(codes[k]) * scales[k / 128])
+              << SimdTargetName(target) << " code " << int{codes[k]} << " n=" << count;
+        }
+      }
+    // A NaN code anywhere in a row (vector body or tail, either sign) makes that row NaN and
+    // leaves its neighbours alone.
+    for (int64_t nan_col : {0, 5, 64, 200})
+      for (uint8_t nan_code : {uint8_t{0x7F}, uint8_t{0xFF}})
+        for (int64_t n : {1, 6}) {
+          const int64_t rows = 3, c = 203;
+          std::vector<uint8_t> data(rows * c, 0x38);  // 1.0
+          data[1 * c + nan_col] = nan_code;
+          const std::vector<float> s = {1.0f, 1.0f};
+          const WeightMatrix m{DType::F8_E4M3, data.data(), rows, c, s.data()};
+          std::vector<float> x(n * c, 1.0f), y(n * rows);
+          MatMul(y, x, n, m, nullptr);
+          for (int64_t t = 0; t < n; ++t) {
+            EXPECT_EQ(y[t * rows + 0], 203.0f) << SimdTargetName(target);
+            EXPECT_TRUE(std::isnan(y[t * rows + 1])) << SimdTargetName(target) << " " << nan_col;
+            EXPECT_EQ(y[t * rows + 2], 203.0f) << SimdTargetName(target);
+          }
+        }
+  }
+}
+
+// A view of rows multiplies exactly like the same rows of the full matrix.
+TEST(ViewRows, MatchesTheFullMatrixRows) {
+  std::mt19937 rng(9);
+  for (DType dtype : {DType::F32, DType::BF16, DType::F8_E4M3}) {
+    const TestWeight w = RandomWeight(dtype, 300, 129, rng);
+    const int64_t begin = 128, end = 290;
+    WeightMatrix view;
+    ASSERT_TRUE(ViewRows(w.matrix(), begin, end, &view)) << Name(dtype);
+    const std::vector<float> x = RandomActivations(3 * 129, rng);
+    std::vector<float> full(3 * 300), part(3 * (end - begin));
+    MatMul(full, x, 3, w.matrix(), nullptr);
+    MatMul(part, x, 3, view, nullptr);
+    for (int64_t t = 0; t < 3; ++t)
+      for (int64_t i = begin; i < end; ++i)
+        ASSERT_EQ(part[t * (end - begin) + i - begin], full[t * 300 + i]) << Name(dtype) << i;
+    WeightMatrix unaligned;
+    EXPECT_EQ(ViewRows(w.matrix(), 5, 10, &unaligned), dtype != DType::F8_E4M3);
+  }
+  const TestWeight w = RandomWeight(DType::F32, 4, 4, rng);
+  WeightMatrix out;
+  EXPECT_THROW(ViewRows(w.matrix(), 3, 5, &out), Error);
 }
 
 }  // namespace

@@ -1,0 +1,259 @@
+// whale bench: prefill and decode speed of a checkpoint, and how close they are to what this
+// machine allows: its read bandwidth and its MatMul peak, measured in the same run with the
+// same threads (kernels/probe.h).
+//
+// Rooflines:
+//   decode  = bytes read per decoded token x decode tok/s / read bandwidth, where the bytes are
+//             counted from the actual tensor types (absorbed attention's F32 W_UK included):
+//             attention, dense FFN, shared experts, the
+//             router, top-k routed experts per MoE layer, the output head and one embedding row,
+//             plus the latent KV cache read at the mean decode position.
+//   prefill = FLOPs per prompt token x prefill tok/s / MatMul peak (for the weight type holding
+//             most bytes), FLOPs = 2 per weight element of the same active set plus absorbed
+//             attention (scores and values over the latent cache) at the mean prompt position.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "command.h"
+#include "kernels/matmul.h"
+#include "kernels/probe.h"
+#include "kernels/simd.h"
+#include "model/model.h"
+#include "model/weights.h"
+#include "util/error.h"
+
+namespace {
+
+struct BenchFlags {
+  std::string model;
+  int64_t prompt = 512;
+  int64_t decode = 128;
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  int repeat = 1;
+  bool json = false;
+  int64_t bandwidth_mib = 1024;
+};
+
+double WeightBytes(const whale::WeightMatrix& w) {
+  if (w.data == nullptr) return 0.0;
+  const double elements = static_cast<double>(w.rows) * static_cast<double>(w.cols);
+  const double groups = static_cast<double>(w.rows) * static_cast<double>((w.cols + 31) / 32);
+  switch (w.dtype) {
+    case whale::DType::I8:
+      return groups * (32 + 2);
+    case whale::DType::U8:
+      return groups * (16 + 2);
+    case whale::DType::F8_E4M3: {
+      const double grid = static_cast<double>(((w.rows + 127) / 128) * ((w.cols + 127) / 128));
+      return elements + 4 * grid;
+    }
+    default:
+      return elements * static_cast<double>(whale::SizeOf(w.dtype));
+  }
+}
+
+// What one token reads and computes through the linear layers.
+struct ActiveSet {
+  double bytes = 0;     // weight bytes
+  double elements = 0;  // weight elements (2 FLOPs each)
+  std::map<whale::DType, double> bytes_by_dtype;
+  void Add(const whale::WeightMatrix& w, double times = 1.0) {
+    if (w.data == nullptr) return;
+    bytes += times * WeightBytes(w);
+    elements += times * static_cast<double>(w.rows) * static_cast<double>(w.cols);
+    bytes_by_dtype[w.dtype] += times * WeightBytes(w);
+  }
+  void AddMlp(const whale::MlpWeights& m, double times = 1.0) {
+    Add(m.gate, times);
+    Add(m.up, times);
+    Add(m.down, times);
+  }
+};
+
+ActiveSet CountActive(const whale::Weights& weights) {
+  const whale::ModelConfig& c = weights.config();
+  ActiveSet set;
+  for (const whale::BlockWeights& block : weights.layers) {
+    const whale::MlaWeights& a = block.attention;
+    for (const whale::WeightMatrix* w : {&a.q_a, &a.q_b, &a.q, &a.kv_a, &a.o}) set.Add(*w);
+    // Absorbed attention reads kv_b's value rows as stored and its key rows as the model's
+    // precomputed F32 transpose (model.h, AbsorbedKeyWeight).
+    const double key_fraction = static_cast<double>(c.qk_nope_head_dim) /
+                                static_cast<double>(c.qk_nope_head_dim + c.v_head_dim);
+    set.Add(a.kv_b, 1.0 - key_fraction);
+    const double key_elements = key_fraction * static_cast<double>(a.kv_b.rows * a.kv_b.cols);
+    set.bytes += 4 * key_elements;
+    set.elements += key_elements;
+    set.bytes_by_dtype[whale::DType::F32] += 4 * key_elements;
+    if (!block.is_moe) {
+      set.AddMlp(block.dense);
+      continue;
+    }
+    set.Add(block.moe.router);
+    if (block.moe.shared) set.AddMlp(*block.moe.shared);
+    // Random routing spreads tokens evenly; every expert of a layer has the same shape and type.
+    if (!block.moe.experts.empty())
+      set.AddMlp(block.moe.experts.front(), static_cast<double>(c.num_experts_per_tok));
+  }
+  set.Add(weights.lm_head);
+  // One embedding row.
+  set.bytes += WeightBytes(weights.embed) / static_cast<double>(std::max<int64_t>(1, c.vocab_size));
+  return set;
+}
+
+// FLOPs of absorbed attention over the latent cache for one token at `position` (all layers);
+// the query/output absorption through kv_b is counted with the weights (CountActive).
+double AttentionFlops(const whale::ModelConfig& c, double position) {
+  const double h = static_cast<double>(c.num_attention_heads);
+  const double r = static_cast<double>(c.kv_lora_rank);
+  const double row = static_cast<double>(c.latent_cache_values());
+  const double per_position = h * (row + r);  // scores over [latent | k_pe], then values
+  return 2.0 * static_cast<double>(c.num_hidden_layers) * per_position * (position + 1);
+}
+
+// The weight type holding most of the bytes a token reads.
+whale::DType DominantDType(const ActiveSet& set) {
+  whale::DType best = whale::DType::F32;
+  double most = -1;
+  for (const auto& [dtype, bytes] : set.bytes_by_dtype)
+    if (bytes > most) most = bytes, best = dtype;
+  return best;
+}
+
+double Seconds(std::chrono::steady_clock::time_point begin) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+int Bench(const BenchFlags& f) {
+  if (f.prompt < 1 || f.decode < 1) whale::Fail("-p and -n must be at least 1");
+  if (f.threads < 1) whale::Fail("-t ", f.threads, ": expected at least one thread");
+  if (f.repeat < 1) whale::Fail("--repeat ", f.repeat, ": expected at least 1");
+  const whale::Weights weights = whale::Weights::Load(f.model);
+  const whale::ModelConfig& c = weights.config();
+  whale::ThreadPool pool(f.threads);
+  whale::ModelOptions options;
+  options.max_batch_tokens = f.prompt;
+  options.max_context = f.prompt + f.decode;
+  whale::Model model(weights, pool, options);
+
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(c.vocab_size - 1));
+  std::vector<int32_t> prompt(f.prompt);
+  for (int32_t& t : prompt) t = token(rng);
+  std::vector<float> logits(c.vocab_size);  // [1, vocab]
+  std::vector<double> prefill_rates, decode_rates;
+  whale::KvCache cache = model.NewCache(options.max_context);
+  for (int r = 0; r < f.repeat; ++r) {
+    cache.Clear();
+    const whale::SequenceChunk chunk{&cache, prompt, false};
+    auto begin = std::chrono::steady_clock::now();
+    model.Forward({&chunk, 1}, logits);
+    prefill_rates.push_back(static_cast<double>(f.prompt) / Seconds(begin));
+    int32_t next = prompt.back();
+    begin = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < f.decode; ++i) {
+      const whale::SequenceChunk step{&cache, {&next, 1}, false};
+      model.Forward({&step, 1}, logits);
+      next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    decode_rates.push_back(static_cast<double>(f.decode) / Seconds(begin));
+  }
+
+  // The machine's limits, measured after the model so that its pages are already resident.
+  whale::ReadBandwidthOptions bw_options;
+  bw_options.bytes = static_cast<size_t>(f.bandwidth_mib) << 20;
+  const double bandwidth = whale::MeasureReadBandwidth(&pool, bw_options);
+  const ActiveSet active = CountActive(weights);
+  whale::DType peak_dtype = DominantDType(active);
+  double peak = 0.0;
+  try {
+    peak = whale::MeasureMatMulPeak(peak_dtype, &pool);
+  } catch (const whale::Error&) {
+    peak_dtype = whale::DType::F32;  // a type the probe does not build: F32 as a stand-in
+    peak = whale::MeasureMatMulPeak(peak_dtype, &pool);
+  }
+
+  const double decode_position = static_cast<double>(f.prompt) + static_cast<double>(f.decode) / 2;
+  const double kv_bytes = static_cast<double>(c.num_hidden_layers) * (decode_position + 1) *
+                          static_cast<double>(c.latent_cache_values()) * sizeof(float);
+  const double decode_bytes = active.bytes + kv_bytes;
+  const double prefill_flops =
+      2.0 * active.elements + AttentionFlops(c, static_cast<double>(f.prompt - 1) / 2);
+  const double prefill = Median(prefill_rates), decode = Median(decode_rates);
+  const double decode_roofline = decode_bytes * decode / (bandwidth * 1e9);
+  const double prefill_roofline = prefill_flops * prefill / (peak * 1e9);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double peak_rss_mib = static_cast<double>(usage.ru_maxrss) / 1024.0;
+
+  if (f.json) {
+    nlohmann::ordered_json j;
+    j["model"] = f.model;
+    j["threads"] = f.threads;
+    j["simd_target"] = whale::ActiveSimdTargetName();
+    j["prompt_tokens"] = f.prompt;
+    j["decode_tokens"] = f.decode;
+    j["repeat"] = f.repeat;
+    j["prefill_tok_s"] = prefill;
+    j["decode_tok_s"] = decode;
+    j["read_bandwidth_gb_s"] = bandwidth;
+    j["matmul_peak_dtype"] = std::string(whale::Name(peak_dtype));
+    j["matmul_peak_gflop_s"] = peak;
+    j["decode_weight_bytes_per_token"] = active.bytes;
+    j["decode_kv_bytes_per_token"] = kv_bytes;
+    j["prefill_flop_per_token"] = prefill_flops;
+    j["decode_roofline"] = decode_roofline;
+    j["prefill_roofline"] = prefill_roofline;
+    j["peak_rss_mib"] = peak_rss_mib;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("model            %s (%d threads, %s)\n", f.model.c_str(), f.threads,
+              whale::ActiveSimdTargetName().c_str());
+  std::printf("prefill          %8.2f tok/s  (%lld tokens, median of %d)\n", prefill,
+              static_cast<long long>(f.prompt), f.repeat);
+  std::printf("decode           %8.2f tok/s  (%lld tokens, batch 1)\n", decode,
+              static_cast<long long>(f.decode));
+  std::printf("read bandwidth   %8.2f GB/s\n", bandwidth);
+  std::printf("matmul peak      %8.2f GFLOP/s (%s, 128 x 2048 x 2048)\n", peak,
+              std::string(whale::Name(peak_dtype)).c_str());
+  std::printf("decode bytes     %8.1f MB/token (weights %.1f + KV cache %.1f)\n",
+              decode_bytes * 1e-6, active.bytes * 1e-6, kv_bytes * 1e-6);
+  std::printf("prefill FLOPs    %8.2f GFLOP/token\n", prefill_flops * 1e-9);
+  std::printf("decode roofline  %8.1f %% of read bandwidth\n", 100 * decode_roofline);
+  std::printf("prefill roofline %8.1f %% of matmul peak\n", 100 * prefill_roofline);
+  std::printf("peak RSS         %8.0f MiB\n", peak_rss_mib);
+  return 0;
+}
+
+std::function<int()> Setup(CLI::App& sub) {
+  auto f = std::make_shared<BenchFlags>();
+  sub.add_option("--model", f->model, "model directory (HF layout)")->required();
+  sub.add_option("-p,--prompt-tokens", f->prompt, "prompt tokens, one prefill batch")
+      ->capture_default_str();
+  sub.add_option("-n,--decode-tokens", f->decode, "tokens decoded one at a time")
+      ->capture_default_str();
+  sub.add_option("-t,--threads", f->threads, "threads, the caller included")->capture_default_str();
+  sub.add_option("--repeat", f->repeat, "prefill + decode runs (the median is reported)")
+      ->capture_default_str();
+  sub.add_option("--bandwidth-mib", f->bandwidth_mib, "buffer size of the bandwidth probe")
+      ->capture_default_str();
+  sub.add_flag("--json", f->json, "print one JSON object instead of the table");
+  return [f] { return Bench(*f); };
+}
+
+}  // namespace
+
+WHALE_COMMAND(bench, "measure prefill and decode speed against this machine's limits", Setup);

@@ -1,0 +1,120 @@
+// Int8 / int4 matrix products (kernels/quant_matmul.h): GB/s of weight bytes read (codes and
+// scales) and its percentage of this machine's read bandwidth at n = 1 (decode), GFLOP/s at
+// n = 128 (prefill), and the scalar reference for scale. Arguments: format (0 int8, 1 int4), n,
+// rows, cols, threads.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "kernels/probe.h"
+#include "kernels/quant.h"
+#include "kernels/quant_matmul.h"
+#include "util/aligned_buffer.h"
+#include "util/thread_pool.h"
+
+namespace whale {
+namespace {
+
+// As matmul_bench.cc: enough copies that an n = 1 pass streams its weight from DRAM.
+constexpr size_t kQuantBytesInRotation = size_t{256} << 20;
+
+struct QuantCopy {
+  AlignedBuffer codes;
+  std::vector<uint16_t> scales;
+  WeightMatrix matrix;
+};
+
+QuantCopy MakeQuantWeight(QuantFormat format, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(rows * cols));
+  for (float& v : values) v = normal(rng);
+  const size_t bytes = static_cast<size_t>(rows * QuantRowBytes(format, cols));
+  QuantCopy copy{AlignedBuffer(bytes), std::vector<uint16_t>(rows * QuantGroups(cols)), {}};
+  QuantizeRows(format, std::span<uint8_t>(static_cast<uint8_t*>(copy.codes.data()), bytes),
+               copy.scales, values, rows, cols);
+  copy.matrix = {format == QuantFormat::kInt8 ? DType::I8 : DType::U8,
+                 copy.codes.data(),
+                 rows,
+                 cols,
+                 nullptr,
+                 copy.scales.data()};
+  return copy;
+}
+
+double ReadBandwidth(ThreadPool& pool) {
+  static std::map<int, double> measured;  // GB/s by thread count
+  auto it = measured.find(pool.size());
+  if (it == measured.end()) it = measured.emplace(pool.size(), MeasureReadBandwidth(&pool)).first;
+  return it->second;
+}
+
+void BM_QuantMatMul(benchmark::State& state) {
+  const QuantFormat format = state.range(0) == 0 ? QuantFormat::kInt8 : QuantFormat::kInt4;
+  const int64_t n = state.range(1), rows = state.range(2), cols = state.range(3);
+  ThreadPool pool(static_cast<int>(state.range(4)));
+  std::mt19937 rng(1234);
+  const size_t weight_bytes =
+      static_cast<size_t>(rows * (QuantRowBytes(format, cols) + QuantGroups(cols) * 2));
+  const size_t n_copies = n == 1 ? kQuantBytesInRotation / weight_bytes + 1 : 1;
+  std::vector<QuantCopy> weights;
+  for (size_t i = 0; i < n_copies; ++i) weights.push_back(MakeQuantWeight(format, rows, cols, rng));
+  std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (float& v : x) v = uniform(rng);
+  const auto fast = format == QuantFormat::kInt8 ? MatMulInt8 : MatMulInt4;
+  size_t next = 0;
+  for (auto _ : state) {
+    fast(y, x, n, weights[next].matrix, &pool);
+    benchmark::DoNotOptimize(y.data());
+    next = (next + 1) % weights.size();
+  }
+  state.SetLabel(std::string(QuantFormatName(format)) + " " + QuantMatMulTarget());
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(weight_bytes) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * rows * cols * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  if (n == 1) {
+    state.counters["read_GB/s"] = ReadBandwidth(pool);
+    // % of read bandwidth: weight GB/s / read GB/s * 100, as a rate counter.
+    state.counters["%read_bw"] =
+        benchmark::Counter(static_cast<double>(weight_bytes) * 1e-9 * 100 / ReadBandwidth(pool),
+                           benchmark::Counter::kIsIterationInvariantRate);
+  }
+}
+
+void BM_QuantMatMulRef(benchmark::State& state) {
+  const QuantFormat format = state.range(0) == 0 ? QuantFormat::kInt8 : QuantFormat::kInt4;
+  const int64_t n = state.range(1), rows = state.range(2), cols = state.range(3);
+  std::mt19937 rng(1234);
+  const QuantCopy w = MakeQuantWeight(format, rows, cols, rng);
+  std::vector<float> x(static_cast<size_t>(n * cols), 0.5f), y(static_cast<size_t>(n * rows));
+  for (auto _ : state) {
+    MatMulQuantRef(y, x, n, w.matrix);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(QuantFormatName(format));
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * rows * cols * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void QuantArgs(benchmark::internal::Benchmark* b) {
+  for (int64_t threads : {1, 2})
+    for (int64_t n : {1, 128})
+      for (auto [rows, cols] :
+           {std::pair<int64_t, int64_t>{2048, 2048}, {1408, 2048}, {2048, 1408}})
+        for (int64_t format : {0, 1}) b->Args({format, n, rows, cols, threads});
+  b->ArgNames({"format", "n", "rows", "cols", "threads"});
+  b->UseRealTime();
+}
+
+BENCHMARK(BM_QuantMatMul)->Apply(QuantArgs);
+BENCHMARK(BM_QuantMatMulRef)
+    ->Args({0, 1, 256, 2048})
+    ->Args({1, 1, 256, 2048})
+    ->ArgNames({"format", "n", "rows", "cols"});
+
+}  // namespace
+}  // namespace whale

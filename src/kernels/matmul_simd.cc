@@ -1,0 +1,412 @@
+// MatMul's kernels for every Highway target (foreach_target), chosen at run time.
+//
+// Weights are read in their stored type and decoded in registers:
+// - F32: loaded as is. BF16: zero-extended to 32 bits and shifted left by 16 (exact).
+// - FP8 e4m3: each byte is sign-extended to 16 bits and shifted left by 7, and bit 14 cleared:
+//   that is the F16 with the same sign, the magnitude bits one exponent field to the left, i.e.
+//   the e4m3 value times 2^-8 exactly (subnormal codes become F16 subnormals, which the F16 ->
+//   F32 conversion handles exactly). The 2^8 is folded into the block scale. The two NaN codes
+//   (S.1111.111) would decode to ±480: every decoded vector's magnitude bits go into a running
+//   maximum, and a row group that met a NaN code is recomputed with the exact scalar decode, so
+//   NaN weights give NaN as in the reference.
+//
+// GEMV (n < kMinTiledTokens): 4 rows at a time, two accumulators per row (8 independent FMA
+// chains), x from L1; for FP8 one pair of block accumulators per 128-column scale block, folded
+// into the row total with one multiply-add by the block's scale; one horizontal sum per row.
+// GEMM: for each 16-row task and each panel of tokens (sized so the panel's activations stay in
+// L2), 4 rows are decoded to F32 (FP8 times its scale, one rounding, as DequantizeRows) into a
+// small per-thread buffer and multiplied with the panel kTileTokens tokens at a time: 4 x
+// kTileTokens accumulators, each loaded weight vector used by every token of the tile. Every
+// (token, row) result is summed in the same order whatever the tiling, so results do not depend
+// on the thread count or on where a row falls in a tile.
+#include "kernels/matmul_simd.h"
+
+// Compile every target the compiler can (not only those at least as good as the build's
+// -march baseline) so that tests can run each one this CPU supports; SSSE3 adds nothing over
+// SSE4 for these kernels. AVX3_DL (Ice Lake / Zen 4) is opt-in in Highway 1.0.3.
+#ifndef HWY_COMPILE_ALL_ATTAINABLE
+#define HWY_COMPILE_ALL_ATTAINABLE
+#endif
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS HWY_SSSE3
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/matmul_simd.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#ifndef WHALE_KERNELS_MATMUL_SIMD_ONCE
+#define WHALE_KERNELS_MATMUL_SIMD_ONCE
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/simd.h"
+#include "tensor/dtype.h"
+
+namespace whale {
+namespace matmul_detail {
+
+// Exact scalar decodes (edges of rows and NaN recomputation).
+inline float Fp8Value(uint8_t code) {
+  return F8E4M3ToF32(code);
+}
+inline float Bf16Value(uint16_t bits) {
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+}
+
+constexpr int kRowGroup = 4;            // rows decoded together
+constexpr int64_t kMinTiledTokens = 4;  // below this, weights are decoded in registers per token
+constexpr int64_t kPanelBytes = 256 << 10;  // activations of one token panel (L2 has 1 MiB)
+constexpr int64_t kMaxPanelTokens = 64;
+
+}  // namespace matmul_detail
+}  // namespace whale
+#endif  // WHALE_KERNELS_MATMUL_SIMD_ONCE
+
+HWY_BEFORE_NAMESPACE();
+namespace whale {
+namespace HWY_NAMESPACE {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using namespace matmul_detail;  // NOLINT: constants shared by all targets
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3) || HWY_ARCH_ARM_A64
+constexpr int kTileTokens = 4;  // 32 vector registers: 16 accumulators + 4 weights + 1 x
+#else
+constexpr int kTileTokens = 2;  // 16 vector registers: 8 accumulators + 4 weights + 1 x
+#endif
+
+// Each decoder turns 2N stored weights starting at p into two F32 vectors, lanes in order.
+struct F32Decoder {
+  using Storage = float;
+  static constexpr bool kScaled = false;
+  HWY_INLINE void Decode2(DF df, const float* p, VF& lo, VF& hi) {
+    lo = hn::LoadU(df, p);
+    hi = hn::LoadU(df, p + hn::Lanes(df));
+  }
+  static float Scalar(float v) { return v; }
+  bool SawNan() const { return false; }
+};
+
+struct Bf16Decoder {
+  using Storage = uint16_t;
+  static constexpr bool kScaled = false;
+  HWY_INLINE void Decode2(DF df, const uint16_t* p, VF& lo, VF& hi) {
+    const hn::RebindToUnsigned<DF> du32;
+    const hn::Rebind<uint16_t, DF> du16;
+    lo = hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, p))));
+    hi =
+        hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, p + hn::Lanes(df)))));
+  }
+  static float Scalar(uint16_t v) { return Bf16Value(v); }
+  bool SawNan() const { return false; }
+};
+
+#if HWY_TARGET == HWY_SCALAR
+// One lane: no 16-bit vector twice as wide to decode into; the exact scalar decode (NaN codes
+// give NaN directly) times 2^-8, to share the vector path's scale handling.
+struct Fp8Decoder {
+  using Storage = uint8_t;
+  static constexpr bool kScaled = true;
+  static constexpr float kVectorScale = 256.0f;
+  HWY_INLINE void Decode2(DF df, const uint8_t* p, VF& lo, VF& hi) {
+    lo = hn::Set(df, Fp8Value(p[0]) * 0x1p-8f);
+    hi = hn::Set(df, Fp8Value(p[1]) * 0x1p-8f);
+  }
+  static float Scalar(uint8_t v) { return Fp8Value(v); }
+  bool SawNan() const { return false; }
+};
+#else
+struct Fp8Decoder {
+  using Storage = uint8_t;
+  static constexpr bool kScaled = true;
+  static constexpr float kVectorScale = 256.0f;  // the vector decode yields value · 2^-8
+  using D16 = hn::Repartition<int16_t, DF>;      // 2N lanes
+  hn::Vec<D16> max_magnitude = hn::Zero(D16());  // max of (code & 0x7F) << 7 seen so far
+
+  HWY_INLINE void Decode2(DF df, const uint8_t* p, VF& lo, VF& hi) {
+    const D16 d16;
+    const hn::Rebind<int8_t, D16> d8;
+    const hn::Half<D16> d16_half;
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const auto shifted =
+        hn::ShiftLeft<7>(hn::PromoteTo(d16, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p))));
+    max_magnitude = hn::Max(max_magnitude, hn::And(shifted, hn::Set(d16, int16_t{0x3F80})));
+    const auto half = hn::And(shifted, hn::Set(d16, static_cast<int16_t>(0xBFFF)));
+    lo = hn::PromoteTo(df, hn::BitCast(dh, hn::LowerHalf(d16_half, half)));
+    hi = hn::PromoteTo(df, hn::BitCast(dh, hn::UpperHalf(d16_half, half)));
+  }
+  static float Scalar(uint8_t v) { return Fp8Value(v); }
+  bool SawNan() const {
+    const D16 d16;
+    HWY_ALIGN int16_t lanes[hn::MaxLanes(d16)];
+    hn::Store(max_magnitude, d16, lanes);
+    for (size_t i = 0; i < hn::Lanes(d16); ++i)
+      if (lanes[i] == 0x3F80) return true;
+    return false;
+  }
+};
+#endif
+
+float ScaleOf(const WeightMatrix& w, int64_t row, int64_t col) {
+  const int64_t grid_cols = (w.cols + kWeightScaleBlock - 1) / kWeightScaleBlock;
+  return w.block_scales[(row / kWeightScaleBlock) * grid_cols + col / kWeightScaleBlock];
+}
+
+// Exact fallback for one row and one token (rows holding a NaN code): F32 sums per scale block,
+// like the vector path, with the exact scalar decode.
+template <class Dec>
+float DotRowScalar(const WeightMatrix& w, int64_t row, const float* x) {
+  const auto* wr = static_cast<const typename Dec::Storage*>(w.data) + row * w.cols;
+  float total = 0.0f;
+  const int64_t block = Dec::kScaled ? kWeightScaleBlock : std::max<int64_t>(w.cols, 1);
+  for (int64_t k0 = 0; k0 < w.cols; k0 += block) {
+    float sum = 0.0f;
+    for (int64_t k = k0; k < std::min(w.cols, k0 + block); ++k) sum += x[k] * Dec::Scalar(wr[k]);
+    total += Dec::kScaled ? sum * ScaleOf(w, row, k0) : sum;
+  }
+  return total;
+}
+
+// out[r] = x · W[row[r]] for kRowGroup rows, weights decoded in registers.
+template <class Dec>
+HWY_INLINE void DotRowGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup], const float* x,
+                            float (&out)[kRowGroup]) {
+  using Storage = typename Dec::Storage;
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t step = 2 * lanes;
+  const int64_t cols = w.cols;
+  const int64_t block = Dec::kScaled ? kWeightScaleBlock : std::max<int64_t>(cols, 1);
+  const Storage* wr[kRowGroup];
+  for (int r = 0; r < kRowGroup; ++r) wr[r] = static_cast<const Storage*>(w.data) + row[r] * cols;
+  Dec dec;
+  VF total[kRowGroup];
+  float tail[kRowGroup] = {};
+  for (int r = 0; r < kRowGroup; ++r) total[r] = hn::Zero(df);
+  for (int64_t k0 = 0; k0 < cols; k0 += block) {
+    const int64_t k1 = std::min(cols, k0 + block);
+    VF acc0[kRowGroup], acc1[kRowGroup];
+    for (int r = 0; r < kRowGroup; ++r) acc0[r] = acc1[r] = hn::Zero(df);
+    int64_t k = k0;
+    for (; k + step <= k1; k += step) {
+      const VF x0 = hn::LoadU(df, x + k);
+      const VF x1 = hn::LoadU(df, x + k + lanes);
+      for (int r = 0; r < kRowGroup; ++r) {
+        VF w0, w1;
+        dec.Decode2(df, wr[r] + k, w0, w1);
+        acc0[r] = hn::MulAdd(w0, x0, acc0[r]);
+        acc1[r] = hn::MulAdd(w1, x1, acc1[r]);
+      }
+    }
+    float block_tail[kRowGroup] = {};
+    for (; k < k1; ++k)
+      for (int r = 0; r < kRowGroup; ++r) block_tail[r] += x[k] * Dec::Scalar(wr[r][k]);
+    for (int r = 0; r < kRowGroup; ++r) {
+      if constexpr (Dec::kScaled) {
+        const float scale = ScaleOf(w, row[r], k0);
+        total[r] =
+            hn::MulAdd(hn::Add(acc0[r], acc1[r]), hn::Set(df, scale * Dec::kVectorScale), total[r]);
+        tail[r] += block_tail[r] * scale;
+      } else {
+        total[r] = hn::Add(total[r], hn::Add(acc0[r], acc1[r]));
+        tail[r] += block_tail[r];
+      }
+    }
+  }
+  for (int r = 0; r < kRowGroup; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, total[r])) + tail[r];
+  if (dec.SawNan())
+    for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<Dec>(w, row[r], x);
+}
+
+template <class Dec>
+void GemvRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
+              int64_t row_end) {
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowGroup) {
+    const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, row_end - r0));
+    int64_t row[kRowGroup];  // a short group repeats its last row; those results are dropped
+    for (int r = 0; r < kRowGroup; ++r) row[r] = r0 + std::min(r, n_rows - 1);
+    for (int64_t t = 0; t < n; ++t) {
+      float out[kRowGroup];
+      DotRowGroup<Dec>(w, row, x + t * w.cols, out);
+      for (int r = 0; r < n_rows; ++r) y[t * w.rows + r0 + r] = out[r];
+    }
+  }
+}
+
+// dst[cols] = row `row` of W in F32 (FP8: value · scale, rounded once).
+template <class Dec>
+void DecodeRow(float* dst, const WeightMatrix& w, int64_t row) {
+  using Storage = typename Dec::Storage;
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t cols = w.cols;
+  const Storage* src = static_cast<const Storage*>(w.data) + row * cols;
+  Dec dec;
+  int64_t k = 0;
+  for (; k + 2 * lanes <= cols; k += 2 * lanes) {
+    VF lo, hi;
+    dec.Decode2(df, src + k, lo, hi);
+    if constexpr (Dec::kScaled) {
+      // 2N divides the 128-column block, so one scale covers both vectors.
+      const VF scale = hn::Set(df, ScaleOf(w, row, k) * Dec::kVectorScale);
+      lo = hn::Mul(lo, scale);
+      hi = hn::Mul(hi, scale);
+    }
+    hn::StoreU(lo, df, dst + k);
+    hn::StoreU(hi, df, dst + k + lanes);
+  }
+  const bool redo_all = dec.SawNan();
+  for (int64_t j = redo_all ? 0 : k; j < cols; ++j) {
+    const float v = Dec::Scalar(src[j]);
+    dst[j] = Dec::kScaled ? v * ScaleOf(w, row, j) : v;
+  }
+}
+
+// out[t][r] = x[t] · w[r] over cols, one accumulator per (t, r), then a horizontal sum and the
+// scalar tail: the same order for every (t, r) whatever kTokens is.
+template <int kTokens>
+HWY_INLINE void TileDot(const float* const (&w)[kRowGroup], const float* const* x, int64_t cols,
+                        float (*out)[kRowGroup]) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  VF acc[kTokens][kRowGroup];
+  for (int t = 0; t < kTokens; ++t)
+    for (int r = 0; r < kRowGroup; ++r) acc[t][r] = hn::Zero(df);
+  int64_t k = 0;
+  for (; k + lanes <= cols; k += lanes) {
+    VF wv[kRowGroup];
+    for (int r = 0; r < kRowGroup; ++r) wv[r] = hn::LoadU(df, w[r] + k);
+    for (int t = 0; t < kTokens; ++t) {
+      const VF xv = hn::LoadU(df, x[t] + k);
+      for (int r = 0; r < kRowGroup; ++r) acc[t][r] = hn::MulAdd(wv[r], xv, acc[t][r]);
+    }
+  }
+  for (int t = 0; t < kTokens; ++t)
+    for (int r = 0; r < kRowGroup; ++r) {
+      float sum = hn::GetLane(hn::SumOfLanes(df, acc[t][r]));
+      float tail = 0.0f;
+      for (int64_t j = k; j < cols; ++j) tail += x[t][j] * w[r][j];
+      out[t][r] = sum + tail;
+    }
+}
+
+template <class Dec>
+void GemmRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
+              int64_t row_end) {
+  const int64_t cols = w.cols;
+  constexpr bool kDecode = !std::is_same_v<Dec, F32Decoder>;
+  thread_local std::vector<float> decoded;  // [kRowGroup, cols]; grows once per thread
+  if (kDecode && decoded.size() < static_cast<size_t>(kRowGroup * cols))
+    decoded.resize(static_cast<size_t>(kRowGroup * cols));
+  const int64_t panel =
+      std::clamp<int64_t>(kPanelBytes / std::max<int64_t>(1, cols * 4) / kTileTokens * kTileTokens,
+                          kTileTokens, kMaxPanelTokens);
+  for (int64_t s0 = row_begin; s0 < row_end; s0 += kMatMulRowsPerTask) {
+    const int64_t s1 = std::min(row_end, s0 + kMatMulRowsPerTask);
+    for (int64_t t0 = 0; t0 < n; t0 += panel) {
+      const int64_t t1 = std::min(n, t0 + panel);
+      for (int64_t r0 = s0; r0 < s1; r0 += kRowGroup) {
+        const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, s1 - r0));
+        const float* wr[kRowGroup];
+        for (int r = 0; r < kRowGroup; ++r) {
+          const int used = std::min(r, n_rows - 1);
+          if constexpr (kDecode) {
+            if (r < n_rows) DecodeRow<Dec>(decoded.data() + r * cols, w, r0 + r);
+            wr[r] = decoded.data() + used * cols;
+          } else {
+            wr[r] = static_cast<const float*>(w.data) + (r0 + used) * cols;
+          }
+        }
+        int64_t t = t0;
+        for (; t + kTileTokens <= t1; t += kTileTokens) {
+          const float* xt[kTileTokens];
+          for (int i = 0; i < kTileTokens; ++i) xt[i] = x + (t + i) * cols;
+          float out[kTileTokens][kRowGroup];
+          TileDot<kTileTokens>(wr, xt, cols, out);
+          for (int i = 0; i < kTileTokens; ++i)
+            for (int r = 0; r < n_rows; ++r) y[(t + i) * w.rows + r0 + r] = out[i][r];
+        }
+        for (; t < t1; ++t) {
+          const float* xt[1] = {x + t * cols};
+          float out[1][kRowGroup];
+          TileDot<1>(wr, xt, cols, out);
+          for (int r = 0; r < n_rows; ++r) y[t * w.rows + r0 + r] = out[0][r];
+        }
+      }
+    }
+  }
+}
+
+template <class Dec>
+void RowsFor(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
+             int64_t row_end) {
+  if (n < kMinTiledTokens) {
+    GemvRows<Dec>(y, x, n, w, row_begin, row_end);
+  } else {
+    GemmRows<Dec>(y, x, n, w, row_begin, row_end);
+  }
+}
+
+}  // namespace
+
+void MatMulRowsImpl(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
+                    int64_t row_end) {
+  switch (w.dtype) {
+    case DType::F32:
+      return RowsFor<F32Decoder>(y, x, n, w, row_begin, row_end);
+    case DType::BF16:
+      return RowsFor<Bf16Decoder>(y, x, n, w, row_begin, row_end);
+    default:
+      return RowsFor<Fp8Decoder>(y, x, n, w, row_begin, row_end);
+  }
+}
+
+const char* TargetNameImpl() {
+  return hwy::TargetName(HWY_TARGET);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace whale
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace whale {
+
+HWY_EXPORT(MatMulRowsImpl);
+HWY_EXPORT(TargetNameImpl);
+
+void MatMulRowsSimd(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
+                    int64_t row_end) {
+  HWY_DYNAMIC_DISPATCH(MatMulRowsImpl)(y, x, n, w, row_begin, row_end);
+}
+
+std::vector<int64_t> SupportedSimdTargets() {
+  return hwy::SupportedAndGeneratedTargets();
+}
+
+void ForceSimdTarget(int64_t target) {
+  hwy::SetSupportedTargetsForTest(target);
+}
+
+std::string SimdTargetName(int64_t target) {
+  return hwy::TargetName(target);
+}
+
+std::string ActiveSimdTargetName() {
+  return HWY_DYNAMIC_DISPATCH(TargetNameImpl)();
+}
+
+}  // namespace whale
+#endif  // HWY_ONCE

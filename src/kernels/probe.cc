@@ -1,0 +1,149 @@
+#include "kernels/probe.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "util/error.h"
+
+namespace whale {
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kPiece = size_t{8} << 20;  // claimed per thread at a time
+
+// An anonymous mapping aligned to 2 MiB (so that whole huge pages back it), unmapped on exit.
+class HugeBuffer {
+ public:
+  explicit HugeBuffer(size_t bytes) : bytes_((bytes + kHugePage - 1) / kHugePage * kHugePage) {
+    mapped_bytes_ = bytes_ + kHugePage;
+    mapping_ =
+        mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapping_ == MAP_FAILED)
+      Fail("MeasureReadBandwidth: cannot map ", mapped_bytes_ >> 20,
+           " MiB: ", std::strerror(errno));
+    const auto address = reinterpret_cast<uintptr_t>(mapping_);
+    data_ = reinterpret_cast<uint8_t*>((address + kHugePage - 1) / kHugePage * kHugePage);
+    // Advisory: without transparent huge pages the probe still runs, a little slower (~15 %).
+    madvise(data_, bytes_, MADV_HUGEPAGE);
+  }
+  ~HugeBuffer() { munmap(mapping_, mapped_bytes_); }
+  HugeBuffer(const HugeBuffer&) = delete;
+  HugeBuffer& operator=(const HugeBuffer&) = delete;
+  uint8_t* data() { return data_; }
+  size_t size() const { return bytes_; }
+
+ private:
+  size_t bytes_;
+  size_t mapped_bytes_ = 0;
+  void* mapping_ = nullptr;
+  uint8_t* data_ = nullptr;
+};
+
+// 64-byte vectors of the GCC/Clang vector extension: the compiler emits the widest loads the
+// build's target has (two 32-byte loads each on AVX2, one on AVX-512).
+using Block = uint64_t __attribute__((vector_size(64)));
+
+// XOR of every 64-byte block of [p, p + bytes), with 4 independent accumulators (XOR has one
+// cycle of latency; four chains keep two loads per cycle in flight). bytes is a multiple of 256.
+uint64_t ReadPiece(const uint8_t* p, size_t bytes) {
+  const Block* b = reinterpret_cast<const Block*>(__builtin_assume_aligned(p, 64));
+  Block a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  for (size_t i = 0; i < bytes / sizeof(Block); i += 4) {
+    a0 ^= b[i];
+    a1 ^= b[i + 1];
+    a2 ^= b[i + 2];
+    a3 ^= b[i + 3];
+  }
+  const Block all = a0 ^ a1 ^ a2 ^ a3;
+  uint64_t out = 0;
+  for (int i = 0; i < 8; ++i) out ^= all[i];
+  return out;
+}
+
+double Seconds(std::chrono::steady_clock::time_point begin) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+}
+
+}  // namespace
+
+double MeasureReadBandwidth(ThreadPool* pool, const ReadBandwidthOptions& options) {
+  if (options.repeats < 1) Fail("MeasureReadBandwidth: repeats = ", options.repeats, " < 1");
+  HugeBuffer buffer(std::max(options.bytes, kPiece));
+  const size_t n_pieces = buffer.size() / kPiece;
+  const auto for_pieces = [&](auto&& body) {
+    const auto run = [&](size_t begin, size_t end, int) {
+      for (size_t i = begin; i < end; ++i) body(buffer.data() + i * kPiece);
+    };
+    if (pool == nullptr)
+      run(0, n_pieces, 0);
+    else
+      pool->ParallelFor(n_pieces, 1, run);
+  };
+  // First touch by the reading threads (NUMA placement), with non-zero data.
+  for_pieces([](uint8_t* p) { std::memset(p, 0x5A, kPiece); });
+  std::atomic<uint64_t> sink{0};
+  double best = 0.0;
+  for (int r = 0; r < options.repeats; ++r) {
+    const auto begin = std::chrono::steady_clock::now();
+    for_pieces(
+        [&](uint8_t* p) { sink.fetch_xor(ReadPiece(p, kPiece), std::memory_order_relaxed); });
+    best = std::max(best, static_cast<double>(n_pieces * kPiece) / Seconds(begin) * 1e-9);
+  }
+  // 0x5A5A... XORed an even number of times per piece is zero; this keeps the loads alive.
+  if (sink.load() == 1) Fail("MeasureReadBandwidth: impossible checksum");
+  return best;
+}
+
+double MeasureMatMulPeak(DType dtype, ThreadPool* pool, const MatMulPeakOptions& options) {
+  const bool quantized = dtype == DType::I8 || dtype == DType::U8;
+  if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F8_E4M3 && !quantized)
+    Fail("MeasureMatMulPeak: dtype ", Name(dtype), " is not measured (expected F32, BF16, ",
+         "F8_E4M3, I8 or U8)");
+  if (options.tokens < 1 || options.rows < 1 || options.cols < 1 || options.repeats < 1)
+    Fail("MeasureMatMulPeak: tokens, rows, cols and repeats must be positive");
+  const int64_t rows = options.rows, cols = options.cols, n = options.tokens;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  // Whale's block formats (kernels/quant.h): random codes, one F16 scale per 32 columns.
+  const int64_t groups = (cols + 31) / 32;
+  std::vector<uint8_t> codes;
+  std::vector<uint16_t> group_scales;
+  if (quantized) {
+    std::uniform_int_distribution<int> byte(dtype == DType::I8 ? 129 : 0, 255 + 127);
+    codes.resize(static_cast<size_t>(rows * groups * (dtype == DType::I8 ? 32 : 16)));
+    for (uint8_t& c : codes) c = static_cast<uint8_t>(byte(rng) & 0xFF);  // I8: never -128
+    const std::vector<float> scale(static_cast<size_t>(rows * groups), 0.01f);
+    group_scales.resize(scale.size());
+    ConvertFromF32(DType::F16, scale, group_scales.data());
+  }
+  std::vector<float> values(quantized ? 0 : static_cast<size_t>(rows * cols));
+  for (float& v : values) v = normal(rng) * (dtype == DType::F8_E4M3 ? 32.0f : 1.0f);
+  std::vector<uint8_t> data(values.size() * SizeOf(dtype));  // [rows, cols] stored
+  if (!quantized) ConvertFromF32(dtype, values, data.data());
+  const int64_t grid = ((rows + 127) / 128) * ((cols + 127) / 128);
+  std::vector<float> scales(dtype == DType::F8_E4M3 ? grid : 0, 1.0f / 32);
+  WeightMatrix w{dtype, data.data(), rows, cols, scales.empty() ? nullptr : scales.data()};
+  if (quantized) {
+    w.data = codes.data();
+    w.group_scales = group_scales.data();
+  }
+  std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
+  for (float& v : x) v = normal(rng);
+  MatMul(y, x, n, w, pool);  // warm-up: page faults, thread-local scratch
+  double best = 0.0;
+  for (int r = 0; r < options.repeats; ++r) {
+    const auto begin = std::chrono::steady_clock::now();
+    MatMul(y, x, n, w, pool);
+    best = std::max(best, 2.0 * static_cast<double>(n * rows * cols) / Seconds(begin) * 1e-9);
+  }
+  return best;
+}
+
+}  // namespace whale

@@ -1,0 +1,30 @@
+// Which Highway target the kernels run, for tests and benchmarks.
+//
+// Note for other kernel authors (K2): every Highway-dispatched kernel in this layer should
+// follow matmul_simd.cc: HWY_TARGET_INCLUDE + foreach_target, one exported entry point per
+// kernel that does a whole row range, HWY_DYNAMIC_DISPATCH once per call (never per row), and
+// threading outside the dispatched code (kernels/matmul.cc splits output rows into tasks of
+// kMatMulRowsPerTask). ForceSimdTarget below then lets a test run every target the CPU has,
+// provided the file compiles them all: with -march=native Highway 1.0.3 otherwise builds only
+// the native target (and fails to configure it unless HWY_WANT_AVX3_DL is defined), so define
+// HWY_COMPILE_ALL_ATTAINABLE and HWY_WANT_AVX3_DL before the Highway includes, as
+// matmul_simd.cc does.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace whale {
+
+// Highway targets this build compiled AND this CPU supports, best first (Highway's bit values).
+std::vector<int64_t> SupportedSimdTargets();
+// Restricts dynamic dispatch to `target` (one of SupportedSimdTargets); 0 restores the default.
+// Process-wide: tests only, never while another thread runs a kernel.
+void ForceSimdTarget(int64_t target);
+// Name of a target ("AVX2", "AVX3", "SSE4", "EMU128", ...).
+std::string SimdTargetName(int64_t target);
+// Name of the target MatMul dispatches to right now.
+std::string ActiveSimdTargetName();
+
+}  // namespace whale

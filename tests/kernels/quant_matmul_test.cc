@@ -1,0 +1,230 @@
+// Fast int8 / int4 matrix products against their references, on every SIMD target.
+#include "kernels/quant_matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "kernels/quant.h"
+#include "kernels/simd.h"
+#include "tensor/dtype.h"
+#include "util/error.h"
+
+namespace whale {
+namespace {
+
+constexpr double kF32Epsilon = 0x1p-24;  // unit roundoff of F32
+constexpr int64_t kCols[] = {1, 31, 32, 33, 127, 129, 288, 300, 4095};
+constexpr int64_t kRows[] = {1, 5, 33};
+constexpr int64_t kTokens[] = {1, 2, 3, 7};
+
+struct TestWeight {
+  DType dtype;
+  int64_t rows, cols;
+  std::vector<uint8_t> codes;
+  std::vector<uint16_t> scales;
+  WeightMatrix matrix() const { return {dtype, codes.data(), rows, cols, nullptr, scales.data()}; }
+};
+
+// Codes drawn uniformly from the whole byte range (int8 -128 included, which the quantizer never
+// writes but the kernels must handle), padding zero as the format requires; F16 scales of both
+// signs over several binades.
+TestWeight RandomCodes(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) {
+  const QuantFormat format = dtype == DType::I8 ? QuantFormat::kInt8 : QuantFormat::kInt4;
+  const int64_t row_bytes = QuantRowBytes(format, cols);
+  TestWeight w{dtype, rows, cols, std::vector<uint8_t>(rows * row_bytes),
+               std::vector<uint16_t>(rows * QuantGroups(cols))};
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < QuantGroups(cols) * kQuantGroup; ++k) {
+      const bool pad = k >= cols;
+      if (format == QuantFormat::kInt8) {
+        w.codes[r * row_bytes + k] = pad ? 0 : static_cast<uint8_t>(byte(rng));
+      } else {
+        const int64_t at = r * row_bytes + (k / 32) * 16 + k % 16;
+        const int code = pad ? 8 : byte(rng) & 15;
+        w.codes[at] = static_cast<uint8_t>(w.codes[at] | (k % 32 < 16 ? code : code << 4));
+      }
+    }
+  std::uniform_real_distribution<float> scale(0.5f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-14, -6);
+  for (uint16_t& s : w.scales)
+    s = F32ToF16(scale(rng) * std::ldexp(byte(rng) & 1 ? 1.0f : -1.0f, exponent(rng)));
+  return w;
+}
+
+std::vector<float> RandomActivations(int64_t count, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(count);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = i % 97 == 13 ? 20.0f : normal(rng);  // outliers
+  return x;
+}
+
+// Σ_k |scale| (|code| + offset) |a_k| per (token, row): bounds every partial sum the fast kernel
+// forms (the int4 kernel sums codes and the -8 offset separately), with a_k the quantized
+// activation.
+std::vector<double> AbsoluteSums(const TestWeight& w, const std::vector<float>& x, int64_t n) {
+  const bool int4 = w.dtype == DType::U8;
+  const int64_t groups = QuantGroups(w.cols);
+  std::vector<float> deq(w.rows * w.cols);
+  DequantizeRowsQuant(deq, w.matrix(), 0, w.rows);
+  std::vector<int8_t> q(groups * 32);
+  std::vector<float> d(groups);
+  std::vector<int32_t> sum(groups);
+  std::vector<double> out(n * w.rows);
+  for (int64_t t = 0; t < n; ++t) {
+    QuantizeActivationRow(q.data(), d.data(), sum.data(), x.data() + t * w.cols, w.cols);
+    for (int64_t r = 0; r < w.rows; ++r) {
+      double s = 0;
+      for (int64_t k = 0; k < w.cols; ++k) {
+        const double scale = std::abs(F16ToF32(w.scales[r * groups + k / 32]));
+        const double a = std::abs(q[k] * static_cast<double>(d[k / 32]));
+        s += int4 ? (std::abs(deq[r * w.cols + k]) + 8 * scale) * a
+                  : std::abs(deq[r * w.cols + k]) * a;
+      }
+      out[t * w.rows + r] = s;
+    }
+  }
+  return out;
+}
+
+using MatMulFn = void (*)(std::span<float>, std::span<const float>, int64_t, const WeightMatrix&,
+                          ThreadPool*);
+
+class QuantMatMulTest : public ::testing::TestWithParam<DType> {
+ protected:
+  MatMulFn fast() const { return GetParam() == DType::I8 ? MatMulInt8 : MatMulInt4; }
+};
+
+// Fast vs reference: the integer group dots are exact in both, so they differ only by F32
+// rounding: the product of the two scales (one rounding), the scaled dot's accumulation into
+// one of 8 lanes (groups / 8 + 1 roundings) and the 3-level horizontal sum; each rounding is at
+// most 2^-24 of a partial sum bounded by the absolute sum. (groups + 16) roundings covers all.
+TEST_P(QuantMatMulTest, MatchesReferenceOnEveryTarget) {
+  std::mt19937 rng(17);
+  ThreadPool pool(2);
+  for (int64_t target : SupportedSimdTargets()) {
+    ForceSimdTarget(target);
+    // A -march=native build compiles only the best target; forcing another one then still runs
+    // it, which would test it twice under another name.
+    if (std::string(QuantMatMulTarget()) != SimdTargetName(target)) {
+      std::printf("[quant] target %s not compiled in this build; skipped\n",
+                  SimdTargetName(target).c_str());
+      continue;
+    }
+    std::printf("[quant] testing target %s\n", QuantMatMulTarget());
+    for (int64_t cols : kCols)
+      for (int64_t rows : kRows)
+        for (int64_t n : kTokens) {
+          if (cols == 4095 && rows * n > 40) continue;  // keeps the reference quick
+          SCOPED_TRACE(Cat(SimdTargetName(target), " ", Name(GetParam()), " rows ", rows, " cols ",
+                           cols, " n ", n));
+          const TestWeight w = RandomCodes(GetParam(), rows, cols, rng);
+          const std::vector<float> x = RandomActivations(n * cols, rng);
+          std::vector<float> y(n * rows), y2(n * rows), ref(n * rows);
+          fast()(y, x, n, w.matrix(), nullptr);
+          fast()(y2, x, n, w.matrix(), &pool);
+          MatMulQuantRef(ref, x, n, w.matrix());
+          const std::vector<double> abs_sum = AbsoluteSums(w, x, n);
+          const double roundings = static_cast<double>(QuantGroups(cols) + 16);
+          for (int64_t i = 0; i < n * rows; ++i) {
+            ASSERT_LE(std::abs(static_cast<double>(y[i]) - ref[i]),
+                      roundings * kF32Epsilon * abs_sum[i] + 1e-30)
+                << "output " << i << " fast " << y[i] << " ref " << ref[i];
+            // Each output is computed by one thread in the same order whatever the split.
+            ASSERT_EQ(y[i], y2[i]) << "output " << i;
+          }
+        }
+  }
+  ForceSimdTarget(0);
+}
+
+// Many tokens (crossing the kernel's token blocks) and rows (several tasks per thread).
+TEST_P(QuantMatMulTest, BatchMatchesReference) {
+  std::mt19937 rng(23);
+  ThreadPool pool(2);
+  const int64_t rows = 70, cols = 200, n = 131;
+  const TestWeight w = RandomCodes(GetParam(), rows, cols, rng);
+  const std::vector<float> x = RandomActivations(n * cols, rng);
+  std::vector<float> y(n * rows), ref(n * rows);
+  fast()(y, x, n, w.matrix(), &pool);
+  MatMulQuantRef(ref, x, n, w.matrix());
+  const std::vector<double> abs_sum = AbsoluteSums(w, x, n);
+  for (int64_t i = 0; i < n * rows; ++i)
+    ASSERT_LE(std::abs(static_cast<double>(y[i]) - ref[i]),
+              (QuantGroups(cols) + 16) * kF32Epsilon * abs_sum[i])
+        << i;
+}
+
+// Against the F32 product with the dequantized weight: the activation quantization error
+// |x_k - a_k| <= d_g / 2 (times 1 + 2^-20 for the F32 rounding of x · 127 / amax) bounds the
+// difference by Σ_k |w_k| d_g / 2, plus the rounding allowance of the test above.
+TEST_P(QuantMatMulTest, ActivationQuantizationErrorIsBounded) {
+  std::mt19937 rng(29);
+  const int64_t rows = 9, cols = 300, n = 3;
+  const TestWeight w = RandomCodes(GetParam(), rows, cols, rng);
+  const std::vector<float> x = RandomActivations(n * cols, rng);
+  std::vector<float> deq(rows * cols), y(n * rows);
+  DequantizeRowsQuant(deq, w.matrix(), 0, rows);
+  fast()(y, x, n, w.matrix(), nullptr);
+  const std::vector<double> abs_sum = AbsoluteSums(w, x, n);
+  for (int64_t t = 0; t < n; ++t) {
+    std::vector<double> half_step(QuantGroups(cols));
+    for (int64_t k = 0; k < cols; ++k)
+      half_step[k / 32] =
+          std::max(half_step[k / 32], std::abs(static_cast<double>(x[t * cols + k])));
+    for (double& h : half_step) h = h / 127 / 2 * (1 + 0x1p-20);
+    for (int64_t r = 0; r < rows; ++r) {
+      double exact = 0, bound = 0;
+      for (int64_t k = 0; k < cols; ++k) {
+        exact += static_cast<double>(deq[r * cols + k]) * x[t * cols + k];
+        bound += std::abs(deq[r * cols + k]) * half_step[k / 32];
+      }
+      bound += (QuantGroups(cols) + 16) * kF32Epsilon * abs_sum[t * rows + r];
+      EXPECT_LE(std::abs(y[t * rows + r] - exact), bound) << t << " " << r;
+    }
+  }
+}
+
+TEST_P(QuantMatMulTest, ZeroAndNonFiniteActivations) {
+  std::mt19937 rng(31);
+  const TestWeight w = RandomCodes(GetParam(), 4, 64, rng);
+  std::vector<float> x(2 * 64, 0.0f), y(2 * 4, 1.0f);
+  x[64 + 40] = std::numeric_limits<float>::infinity();
+  fast()(y, x, 2, w.matrix(), nullptr);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(y[r], 0.0f);
+    EXPECT_TRUE(std::isnan(y[4 + r]));
+  }
+}
+
+TEST_P(QuantMatMulTest, BadArgumentsAreErrors) {
+  std::mt19937 rng(37);
+  const TestWeight w = RandomCodes(GetParam(), 3, 40, rng);
+  std::vector<float> x(40), y(3), y_short(2);
+  EXPECT_THROW(fast()(y_short, x, 1, w.matrix(), nullptr), Error);
+  WeightMatrix no_scales = w.matrix();
+  no_scales.group_scales = nullptr;
+  EXPECT_THROW(fast()(y, x, 1, no_scales, nullptr), Error);
+  WeightMatrix wrong = w.matrix();
+  wrong.dtype = GetParam() == DType::I8 ? DType::U8 : DType::I8;
+  EXPECT_THROW(fast()(y, x, 1, wrong, nullptr), Error);
+  wrong.dtype = DType::F32;
+  EXPECT_THROW(ValidateQuantWeight(wrong, "test"), Error);
+  EXPECT_THROW(MatMulQuantRef(y_short, x, 1, w.matrix()), Error);
+  std::vector<float> out(3 * 40);
+  EXPECT_THROW(DequantizeRowsQuant(out, w.matrix(), 1, 4), Error);
+}
+
+std::string FormatName(const ::testing::TestParamInfo<DType>& param) {
+  return std::string(Name(param.param));
+}
+INSTANTIATE_TEST_SUITE_P(Formats, QuantMatMulTest, ::testing::Values(DType::I8, DType::U8),
+                         FormatName);
+
+}  // namespace
+}  // namespace whale

@@ -6,6 +6,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "util/error.h"

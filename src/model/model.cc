@@ -11,7 +11,14 @@
 namespace whale {
 namespace {
 
-RouterParams MakeRouterParams(const ModelConfig& c) {
+bool HasMoe(const ModelConfig& c) {
+  return c.n_routed_experts > 0 &&
+         (c.first_k_dense_replace < c.num_hidden_layers || c.num_nextn_predict_layers > 0);
+}
+
+}  // namespace
+
+RouterParams RouterParamsFor(const ModelConfig& c) {
   RouterParams p{};
   p.scoring =
       c.scoring_func == ScoringFunc::kSigmoid ? RouterScoring::kSigmoid : RouterScoring::kSoftmax;
@@ -27,13 +34,6 @@ RouterParams MakeRouterParams(const ModelConfig& c) {
   return p;
 }
 
-bool HasMoe(const ModelConfig& c) {
-  return c.n_routed_experts > 0 &&
-         (c.first_k_dense_replace < c.num_hidden_layers || c.num_nextn_predict_layers > 0);
-}
-
-}  // namespace
-
 Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& options)
     : weights_(weights), config_(weights.config()), pool_(pool), options_(options) {
   const ModelConfig& c = config_;
@@ -48,7 +48,7 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
                                      yarn ? yarn->beta_fast : 32.0, yarn ? yarn->beta_slow : 1.0);
   softmax_scale_ = static_cast<float>(c.softmax_scale());
   if (HasMoe(c)) {
-    router_ = MakeRouterParams(c);
+    router_ = RouterParamsFor(c);
     ValidateRouterParams(router_);
   }
 

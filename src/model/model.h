@@ -37,6 +37,9 @@ struct ModelOptions {
   AttentionForm attention = AttentionForm::kAbsorbed;
 };
 
+// The router settings of a config's MoE layers (kernels/router.h), validated by the caller.
+RouterParams RouterParamsFor(const ModelConfig& config);
+
 class Model {
  public:
   Model(const Weights& weights, ThreadPool& pool, const ModelOptions& options);

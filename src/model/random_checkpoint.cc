@@ -11,16 +11,10 @@
 #include "tensor/dtype.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/split_mix.h"
 
 namespace whale {
 namespace {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 uint64_t HashName(const std::string& name, uint64_t seed) {
   uint64_t h = 0xCBF29CE484222325ULL ^ SplitMix64(seed);  // FNV-1a, seeded

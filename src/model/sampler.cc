@@ -5,17 +5,10 @@
 #include <limits>
 
 #include "util/error.h"
+#include "util/split_mix.h"
 
 namespace whale {
 namespace {
-
-uint64_t SplitMix64(uint64_t& x) {
-  x += 0x9E3779B97F4A7C15ull;
-  uint64_t z = x;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 uint64_t RotateLeft(uint64_t x, int k) {
   return (x << k) | (x >> (64 - k));
@@ -30,7 +23,7 @@ bool MoreLikely(const auto& a, const auto& b) {
 
 Xoshiro256::Xoshiro256(uint64_t seed) {
   // splitmix64 spreads any seed (0 included) over the 256-bit state, which must not be all zero.
-  for (uint64_t& word : state_) word = SplitMix64(seed);
+  for (uint64_t& word : state_) word = SplitMix64Next(seed);
 }
 
 uint64_t Xoshiro256::Next() {

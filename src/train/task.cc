@@ -7,15 +7,12 @@
 #include "train/task_countdown.h"
 #include "train/task_sort.h"
 #include "util/error.h"
+#include "util/split_mix.h"
 
 namespace whale {
 
 uint64_t TaskRng::Next() {
-  state_ += 0x9E3779B97F4A7C15ull;
-  uint64_t z = state_;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+  return SplitMix64Next(state_);
 }
 
 int64_t TaskRng::Uniform(int64_t lo, int64_t hi) {
@@ -62,6 +59,15 @@ std::string_view ExtractAnswer(std::string_view completion, bool* found) {
   }
   *found = true;
   return TrimSpace(completion.substr(at + kClose.size()));
+}
+
+bool ExtractAnswerForVerify(std::string_view completion, VerifyResult& result,
+                            std::string_view& answer) {
+  bool found = false;
+  answer = ExtractAnswer(completion, &found);
+  result.extracted = std::string(answer);
+  if (!found) result.reason = "no </think> before the answer";
+  return found;
 }
 
 namespace {

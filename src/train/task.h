@@ -73,6 +73,11 @@ class Task {
 // The text after the last "</think>", trimmed of whitespace; empty (and found=false) without one.
 std::string_view ExtractAnswer(std::string_view completion, bool* found);
 
+// The common start of every verifier: extracts the answer into result.extracted; without a
+// "</think>" sets result.reason and returns false (the completion then scores as wrong).
+bool ExtractAnswerForVerify(std::string_view completion, VerifyResult& result,
+                            std::string_view& answer);
+
 // Trims ASCII whitespace at both ends.
 std::string_view TrimSpace(std::string_view text);
 

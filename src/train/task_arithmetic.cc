@@ -193,13 +193,8 @@ std::string ArithmeticTask::WorkedSolution(const Problem& problem) const {
 
 VerifyResult ArithmeticTask::Verify(const Problem& problem, std::string_view completion) const {
   VerifyResult result;
-  bool found = false;
-  const std::string_view answer = ExtractAnswer(completion, &found);
-  result.extracted = std::string(answer);
-  if (!found) {
-    result.reason = "no </think> before the answer";
-    return result;
-  }
+  std::string_view answer;
+  if (!ExtractAnswerForVerify(completion, result, answer)) return result;
   int64_t value = 0;
   if (!ParseLenientInteger(StripAnswerDecorations(answer), &value)) {
     result.reason = Cat("answer '", answer, "' is not one integer");

@@ -383,13 +383,8 @@ std::string CountdownTask::WorkedSolution(const Problem& problem) const {
 
 VerifyResult CountdownTask::Verify(const Problem& problem, std::string_view completion) const {
   VerifyResult result;
-  bool found = false;
-  const std::string_view answer = ExtractAnswer(completion, &found);
-  result.extracted = std::string(answer);
-  if (!found) {
-    result.reason = "no </think> before the answer";
-    return result;
-  }
+  std::string_view answer;
+  if (!ExtractAnswerForVerify(completion, result, answer)) return result;
   const CountdownCheck check =
       CheckCountdownExpression(StripAnswerDecorations(answer), problem.operands, problem.target);
   result.parsed = check.ok || check.reason.rfind("cannot parse", 0) != 0;

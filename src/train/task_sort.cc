@@ -92,13 +92,8 @@ std::string SortTask::WorkedSolution(const Problem& problem) const {
 
 VerifyResult SortTask::Verify(const Problem& problem, std::string_view completion) const {
   VerifyResult result;
-  bool found = false;
-  const std::string_view answer = ExtractAnswer(completion, &found);
-  result.extracted = std::string(answer);
-  if (!found) {
-    result.reason = "no </think> before the answer";
-    return result;
-  }
+  std::string_view answer;
+  if (!ExtractAnswerForVerify(completion, result, answer)) return result;
   std::vector<int64_t> values;
   if (!ParseIntegerList(StripAnswerDecorations(answer), &values)) {
     result.reason = Cat("answer '", answer, "' is not a list of integers");

@@ -7,6 +7,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/split_mix.h"
 
 namespace whale {
 namespace {
@@ -28,14 +29,6 @@ uint64_t GetU64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
   return v;
-}
-
-// SplitMix64: a counter-based generator, so window k's position needs no state but k.
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
 }
 
 }  // namespace
@@ -283,9 +276,10 @@ std::pair<size_t, int64_t> ShardDataSource::WindowStart(int64_t index, int64_t w
            return m;
          }());
   }
-  uint64_t pick = options_.random ? Mix(options_.seed ^ Mix(static_cast<uint64_t>(index))) %
-                                        static_cast<uint64_t>(total)
-                                  : static_cast<uint64_t>(index % total);
+  uint64_t pick = options_.random
+                      ? SplitMix64(options_.seed ^ SplitMix64(static_cast<uint64_t>(index))) %
+                            static_cast<uint64_t>(total)
+                      : static_cast<uint64_t>(index % total);
   int64_t k = static_cast<int64_t>(pick);
   for (size_t s = 0; s < shards_.size(); ++s) {
     int64_t n = starts(shards_[s]);

@@ -12,22 +12,6 @@
 
 namespace whale {
 
-RouterParams RouterParamsFor(const ModelConfig& c) {
-  RouterParams p{};
-  p.scoring =
-      c.scoring_func == ScoringFunc::kSigmoid ? RouterScoring::kSigmoid : RouterScoring::kSoftmax;
-  p.method = c.topk_method == TopkMethod::kNoauxTc              ? RouterMethod::kNoauxTc
-             : c.topk_method == TopkMethod::kGroupLimitedGreedy ? RouterMethod::kGroupLimitedGreedy
-                                                                : RouterMethod::kGreedy;
-  p.n_experts = static_cast<int>(c.n_routed_experts);
-  p.n_group = static_cast<int>(c.n_group);
-  p.topk_group = static_cast<int>(c.topk_group);
-  p.top_k = static_cast<int>(c.num_experts_per_tok);
-  p.norm_topk_prob = c.norm_topk_prob;
-  p.routed_scaling_factor = static_cast<float>(c.routed_scaling_factor);
-  return p;
-}
-
 std::vector<int32_t> SegmentPositions(const TokenBatch& batch) {
   std::vector<int32_t> positions(batch.n_seqs * batch.seq_len);
   for (int64_t s = 0; s < batch.n_seqs; ++s) {

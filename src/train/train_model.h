@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels/router.h"
+#include "model/model.h"
 #include "train/data.h"
 #include "train/fp8_recipe.h"
 #include "train/train_config.h"
@@ -68,8 +69,5 @@ class TrainModel {
 
 // Positions within their segment (restart at 0 per segment), [n_seqs * seq_len].
 std::vector<int32_t> SegmentPositions(const TokenBatch& batch);
-
-// The router settings of a config, as kernels/router.h takes them.
-RouterParams RouterParamsFor(const ModelConfig& config);
 
 }  // namespace whale

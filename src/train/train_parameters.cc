@@ -6,6 +6,7 @@
 #include "kernels/matmul.h"
 #include "model/weights.h"
 #include "util/error.h"
+#include "util/split_mix.h"
 
 namespace whale {
 
@@ -60,13 +61,6 @@ template class ParameterSet<float>;
 template class ParameterSet<double>;
 
 namespace {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 uint64_t NameStream(const std::string& name, uint64_t seed) {
   uint64_t h = 0xCBF29CE484222325ULL ^ SplitMix64(seed ^ 0x7472'6169'6E00ULL);

@@ -45,10 +45,12 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::RunChunks(uint32_t generation, int worker) {
   for (;;) {
-    const Trampoline trampoline = trampoline_.load(std::memory_order_relaxed);
-    void* const body = body_.load(std::memory_order_relaxed);
-    const size_t n = n_.load(std::memory_order_relaxed);
-    const size_t chunk = chunk_.load(std::memory_order_relaxed);
+    // Acquire loads: a field value written for a newer job makes the next_ load below see at
+    // least that job's closing store, so the generation check rejects the mixed read.
+    const Trampoline trampoline = trampoline_.load(std::memory_order_acquire);
+    void* const body = body_.load(std::memory_order_acquire);
+    const size_t n = n_.load(std::memory_order_acquire);
+    const size_t chunk = chunk_.load(std::memory_order_acquire);
     uint64_t claim = next_.load(std::memory_order_acquire);
     size_t begin = 0;
     for (;;) {
@@ -97,12 +99,16 @@ void ThreadPool::Run(size_t n, size_t grain, Trampoline trampoline, void* body) 
   running_ = true;
   const uint32_t generation = ++last_generation_;
   const size_t n_chunks = (n + chunk - 1) / chunk;
-  trampoline_.store(trampoline, std::memory_order_relaxed);
-  body_.store(body, std::memory_order_relaxed);
-  n_.store(n, std::memory_order_relaxed);
-  chunk_.store(chunk, std::memory_order_relaxed);
+  // Close the counter under the new generation before touching the job's fields: a worker late
+  // from the previous job that reads a mix of old and new fields then fails its claim instead of
+  // running a chunk of the new job with the old body (or counting a chunk twice).
+  next_.store((static_cast<uint64_t>(generation) << 32) | 0xFFFFFFFFu, std::memory_order_seq_cst);
+  trampoline_.store(trampoline, std::memory_order_release);
+  body_.store(body, std::memory_order_release);
+  n_.store(n, std::memory_order_release);
+  chunk_.store(chunk, std::memory_order_release);
   done_chunks_.store(0, std::memory_order_relaxed);
-  next_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_relaxed);
+  next_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_release);
   generation_.store(generation, std::memory_order_seq_cst);  // publishes the job (release)
   if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
   // The caller claims chunks too, so a job finishes even while no worker is scheduled.

@@ -8,9 +8,10 @@
 //             attention, dense FFN, shared experts, the
 //             router, top-k routed experts per MoE layer, the output head and one embedding row,
 //             plus the latent KV cache read at the mean decode position.
-//   prefill = FLOPs per prompt token x prefill tok/s / MatMul peak (for the weight type holding
-//             most bytes), FLOPs = 2 per weight element of the same active set plus absorbed
-//             attention (scores and values over the latent cache) at the mean prompt position.
+//   prefill = FLOPs per prompt token x prefill tok/s / MatMul peak (for the weight type doing
+//             most multiply-adds), FLOPs = 2 per weight element of the same active set plus
+//             absorbed attention (scores and values over the latent cache) at the mean prompt
+//             position.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -61,14 +62,14 @@ double WeightBytes(const whale::WeightMatrix& w) {
 
 // What one token reads and computes through the linear layers.
 struct ActiveSet {
-  double bytes = 0;     // weight bytes
-  double elements = 0;  // weight elements (2 FLOPs each)
-  std::map<whale::DType, double> bytes_by_dtype;
+  double bytes = 0;                                  // weight bytes
+  double elements = 0;                               // weight elements (2 FLOPs each)
+  std::map<whale::DType, double> elements_by_dtype;  // where the prefill FLOPs are
   void Add(const whale::WeightMatrix& w, double times = 1.0) {
     if (w.data == nullptr) return;
     bytes += times * WeightBytes(w);
     elements += times * static_cast<double>(w.rows) * static_cast<double>(w.cols);
-    bytes_by_dtype[w.dtype] += times * WeightBytes(w);
+    elements_by_dtype[w.dtype] += times * static_cast<double>(w.rows) * static_cast<double>(w.cols);
   }
   void AddMlp(const whale::MlpWeights& m, double times = 1.0) {
     Add(m.gate, times);
@@ -91,7 +92,7 @@ ActiveSet CountActive(const whale::Weights& weights) {
     const double key_elements = key_fraction * static_cast<double>(a.kv_b.rows * a.kv_b.cols);
     set.bytes += 4 * key_elements;
     set.elements += key_elements;
-    set.bytes_by_dtype[whale::DType::F32] += 4 * key_elements;
+    set.elements_by_dtype[whale::DType::F32] += key_elements;
     if (!block.is_moe) {
       set.AddMlp(block.dense);
       continue;
@@ -118,12 +119,13 @@ double AttentionFlops(const whale::ModelConfig& c, double position) {
   return 2.0 * static_cast<double>(c.num_hidden_layers) * per_position * (position + 1);
 }
 
-// The weight type holding most of the bytes a token reads.
+// The weight type doing most of a token's multiply-adds: its matrix-product peak bounds prefill.
+// (By bytes, a BF16 output head can outweigh int4 experts that do most of the arithmetic.)
 whale::DType DominantDType(const ActiveSet& set) {
   whale::DType best = whale::DType::F32;
   double most = -1;
-  for (const auto& [dtype, bytes] : set.bytes_by_dtype)
-    if (bytes > most) most = bytes, best = dtype;
+  for (const auto& [dtype, elements] : set.elements_by_dtype)
+    if (elements > most) most = elements, best = dtype;
   return best;
 }
 

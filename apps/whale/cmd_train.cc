@@ -8,8 +8,10 @@
 
 #include "command.h"
 #include "model/presets.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/data.h"
+#include "train/task_documents.h"
 #include "train/token_shards.h"
 #include "train/train_config.h"
 #include "train/train_parameters.h"
@@ -38,13 +40,48 @@ std::optional<int32_t> FindEos(const whale::Tokenizer& tokenizer) {
   return std::nullopt;
 }
 
+// Worked task conversations in the chat template of the tokenizer's directory (its
+// tokenizer_config.json), drawn from the train split.
+struct TaskData {
+  explicit TaskData(const whale::TrainConfig& c)
+      : dir(std::filesystem::path(c.tokenizer).parent_path().string()),
+        tokenizer(whale::Tokenizer::FromModelDir(dir.empty() ? "." : dir)),
+        chat_template(whale::ChatTemplate::FromModelDir(dir.empty() ? "." : dir)),
+        sampler(whale::ParseTaskMix(c.tasks), whale::Split::kTrain, c.seed),
+        formatter(tokenizer, chat_template) {
+    if (chat_template.is_builtin()) {
+      whale::Fail("--tasks: ", dir, " has no chat template (tokenizer_config.json chat_template); ",
+                  "task conversations need the model's own template");
+    }
+  }
+
+  std::unique_ptr<whale::DataSource> MakeSource(const whale::TrainConfig& c) {
+    whale::GeneratorSourceOptions options;
+    options.isolate_documents = c.sft || c.document_isolation;
+    options.pad_id = formatter.eos_id();
+    options.name = (c.sft ? "SFT on tasks " : "tasks ") + whale::TaskMixToString(sampler.mix());
+    return std::make_unique<whale::GeneratorDataSource>(
+        whale::TaskDocumentGenerator(sampler, formatter, c.sft), options);
+  }
+
+  std::string dir;
+  whale::Tokenizer tokenizer;
+  whale::ChatTemplate chat_template;
+  whale::TaskSampler sampler;
+  whale::TaskFormatter formatter;
+};
+
 whale::ModelConfig BuildConfig(const whale::TrainConfig& c, const whale::Tokenizer& tokenizer) {
   whale::ModelConfig config;
   if (!c.init_preset.empty()) {
     config = whale::FindPreset(c.init_preset).config;
     config.vocab_size = tokenizer.vocab_size();
     if (auto eos = FindEos(tokenizer)) config.eos_token_ids = {*eos};
-    config.bos_token_id = config.eos_token_ids.empty() ? 0 : config.eos_token_ids[0];
+    if (auto bos = tokenizer.bos_id()) {
+      config.bos_token_id = *bos;
+    } else {
+      config.bos_token_id = config.eos_token_ids.empty() ? 0 : config.eos_token_ids[0];
+    }
   } else {
     config = whale::LoadModelConfig(c.model_dir);
   }
@@ -70,6 +107,9 @@ std::function<int()> Setup(CLI::App& sub) {
   sub.add_option("--model", c.model_dir, "continue from a checkpoint directory (HF layout)");
   sub.add_option("--tokenizer", c.tokenizer, "tokenizer.json");
   sub.add_option("--data", c.data, "text files or token shards (whale tokenizer shards)");
+  sub.add_option("--tasks", c.tasks,
+                 "instead of --data: worked task conversations, e.g. add:1-3,sub:1-3,mul:1-2*0.5");
+  sub.add_flag("--sft", c.sft, "loss on the assistant's tokens only, documents isolated");
   sub.add_option("--steps", c.steps, "optimizer steps")->capture_default_str();
   sub.add_option("--seq-len", c.seq_len, "tokens per sequence")->capture_default_str();
   sub.add_option("--batch-tokens", c.batch_tokens, "tokens per optimizer step")
@@ -98,6 +138,8 @@ std::function<int()> Setup(CLI::App& sub) {
     if (given("--model")) config.model_dir = f.model_dir;
     if (given("--tokenizer")) config.tokenizer = f.tokenizer;
     if (given("--data")) config.data = f.data;
+    if (given("--tasks")) config.tasks = f.tasks;
+    if (given("--sft")) config.sft = f.sft;
     if (given("--steps")) config.steps = f.steps;
     if (given("--seq-len")) config.seq_len = f.seq_len;
     if (given("--batch-tokens")) config.batch_tokens = f.batch_tokens;
@@ -113,7 +155,9 @@ std::function<int()> Setup(CLI::App& sub) {
     if (given("--save-dtype")) config.save_dtype = f.save_dtype;
     if (config.out.empty()) whale::Fail("--out is required");
     if (config.tokenizer.empty()) whale::Fail("--tokenizer is required");
-    if (config.data.empty()) whale::Fail("--data needs at least one file");
+    if (config.data.empty() && config.tasks.empty()) {
+      whale::Fail("--data needs at least one file (or --tasks SPEC)");
+    }
     whale::ValidateTrainConfig(config);
 
     const whale::Tokenizer tokenizer = whale::Tokenizer::FromFile(config.tokenizer);
@@ -126,9 +170,13 @@ std::function<int()> Setup(CLI::App& sub) {
     }
 
     std::unique_ptr<whale::DataSource> data;
-    bool shards = true;
+    std::unique_ptr<TaskData> task_data;
+    bool shards = !config.tasks.empty();
     for (const auto& path : config.data) shards = shards && IsShard(path);
-    if (shards) {
+    if (!config.tasks.empty()) {
+      task_data = std::make_unique<TaskData>(config);
+      data = task_data->MakeSource(config);
+    } else if (shards) {
       whale::ShardSourceOptions options;
       options.seed = config.seed;
       options.isolate_documents = config.document_isolation;

@@ -44,6 +44,8 @@ void VisitTop(TrainConfig& c, Visitor&& v) {
   v("model", c.model_dir);
   v("tokenizer", c.tokenizer);
   v("data", c.data);
+  v("tasks", c.tasks);
+  v("sft", c.sft);
   v("out", c.out);
   v("steps", c.steps);
   v("seq_len", c.seq_len);
@@ -182,6 +184,10 @@ void ValidateTrainConfig(const TrainConfig& c) {
   };
   require(c.init_preset.empty() != c.model_dir.empty(), "init/model",
           c.init_preset + "|" + c.model_dir, "exactly one of --init PRESET and --model DIR");
+  require(c.data.empty() || c.tasks.empty(), "data/tasks", c.tasks,
+          "either --data FILES or --tasks SPEC, not both");
+  require(!c.sft || !c.tasks.empty(), "sft", "true",
+          "a --tasks mix to draw SFT conversations from");
   require(c.steps >= 1, "steps", c.steps, ">= 1");
   require(c.seq_len >= 1, "seq_len", c.seq_len, ">= 1");
   require(c.batch_tokens >= c.seq_len && c.batch_tokens % c.seq_len == 0, "batch_tokens",

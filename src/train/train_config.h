@@ -52,6 +52,11 @@ struct TrainConfig {
   nlohmann::json model_overrides = nlohmann::json::object();  // config.json fields to override
   std::string tokenizer;                                      // tokenizer.json
   std::vector<std::string> data;                              // text files or token shards
+  // Instead of data: worked task conversations drawn from this mix (train/task_documents.h), in
+  // the chat template of the tokenizer's directory.
+  std::string tasks;
+  // SFT: loss on the assistant's tokens only, each document in its own segment (needs tasks).
+  bool sft = false;
   std::string out;
 
   int64_t steps = 100;

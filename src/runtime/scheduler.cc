@@ -153,8 +153,16 @@ int Scheduler::AcquireCache(int keep) {
   return lru;
 }
 
+int64_t Scheduler::RunningSequences() const {
+  // A request still prefilling is one entry but already holds a cache for each of its n choices.
+  int64_t running = 0;
+  for (const auto& s : running_)
+    running += s->finished ? 0 : s->prefilling ? s->request->options.n : 1;
+  return running;
+}
+
 void Scheduler::Admit() {
-  int64_t running = static_cast<int64_t>(running_.size());
+  int64_t running = RunningSequences();
   for (;;) {
     std::shared_ptr<Request> r;
     std::vector<std::shared_ptr<Request>> dropped;  // cancelled while waiting
@@ -371,10 +379,7 @@ bool Scheduler::Step() {
 }
 
 void Scheduler::UpdateGauges() {
-  int64_t running = 0;
-  for (const auto& s : running_)
-    running += s->finished ? 0 : s->prefilling ? s->request->options.n : 1;
-  stats_.running = running;
+  stats_.running = RunningSequences();
   int64_t free = 0, cached = 0;
   for (const CacheSlot& slot : slots_) {
     free += slot.state == CacheSlot::State::kFree;

@@ -145,7 +145,8 @@ class Scheduler {
   void ReleaseSequence(Sequence& seq);
   void CompleteRequest(Request& request);
   void SampleChoice(Sequence& seq, const float* logits);
-  void UpdateGauges();  // running, free and cached counts; mutex_ held
+  int64_t RunningSequences() const;  // choices holding a KV cache
+  void UpdateGauges();               // running, free and cached counts; mutex_ held
 
   Model& model_;
   SchedulerOptions options_;

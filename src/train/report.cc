@@ -30,13 +30,6 @@ table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
 p.note { font-size: 13px; color: #555; }
-svg.chart { display: block; max-width: 100%; height: auto; margin: 6px 0 14px 0; }
-.chart-title { font-size: 14px; font-weight: 600; }
-.axis-label { font-size: 12px; fill: #333; }
-.tick { font-size: 11px; fill: #444; }
-.legend { font-size: 12px; fill: #222; }
-.no-data { font-size: 14px; fill: #999; }
-.grid { stroke: #e6e6e6; stroke-width: 1; }
 .scale-toggle { font-size: 13px; }
 .toggle:checked ~ .linear { display: none; }
 .toggle:not(:checked) ~ .log { display: none; }
@@ -248,7 +241,8 @@ std::string RenderTrainingReport(const std::vector<nlohmann::json>& rows, const 
   std::vector<double> steps = Steps(rows);
   std::string html;
   html += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n";
-  html += Cat("<title>", EscapeXml(title), "</title>\n<style>", kStyle, "</style>\n</head>\n");
+  html += Cat("<title>", EscapeXml(title), "</title>\n<style>", kStyle, report::kChartCss,
+              "</style>\n</head>\n");
   html += Cat("<body>\n<h1>", EscapeXml(title), "</h1>\n");
   AppendSummary(html, rows, steps, extra_info);
   if (rows.empty()) {

@@ -8,6 +8,25 @@
 #include "util/error.h"
 
 namespace whale::report {
+
+const char* const kChartCss = R"(
+svg.chart { display: block; max-width: 100%; height: auto; margin: 6px 0 14px 0; }
+.chart-title { font-size: 14px; font-weight: 600; }
+.axis-label { font-size: 12px; fill: #333; }
+.tick { font-size: 11px; fill: #444; }
+.legend { font-size: 12px; fill: #222; }
+.no-data { font-size: 14px; fill: #999; }
+.grid { stroke: #e6e6e6; stroke-width: 1; }
+)";
+
+std::string StandaloneSvg(const std::string& chart_svg) {
+  const size_t open_end = chart_svg.find('>');
+  if (chart_svg.rfind("<svg", 0) != 0 || open_end == std::string::npos) return chart_svg;
+  return chart_svg.substr(0, open_end + 1) + "\n<style>text { font-family: sans-serif; }" +
+         kChartCss + "</style>\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>" +
+         chart_svg.substr(open_end + 1);
+}
+
 namespace {
 
 // Distinct colors that stay readable on white.

@@ -20,6 +20,13 @@ struct ChartOptions {
   int width = 880, height = 300;
 };
 
+// The CSS rules the charts' classes need (no '<' or '&', so a page embedding it stays XML).
+extern const char* const kChartCss;
+
+// A chart as a file of its own: the chart CSS embedded and a white background, so it renders the
+// same in a browser, an image viewer or a model card.
+std::string StandaloneSvg(const std::string& chart_svg);
+
 std::string LineChartSvg(const std::vector<Series>& series, const ChartOptions& options);
 
 // values[row][column] = load / mean load of expert `row` at logged step `steps[column]`

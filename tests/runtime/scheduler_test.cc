@@ -220,6 +220,38 @@ TEST(Scheduler, RejectsRequestsThatCanNeverRun) {
   EXPECT_THROW(Scheduler(f.model, {.parallel = 2, .context = 1000}), Error);
 }
 
+// Regression: a request with n > 1 still prefilling (its prompt over max_batch_tokens takes
+// several steps) holds n caches though it is one entry; admission counted it as one and a later
+// request found no cache (an internal error).
+TEST(Scheduler, ForkingRequestsWithLongPromptsShareTheCachesCorrectly) {
+  Fixture f;
+  Scheduler scheduler(f.model, {.parallel = 4, .context = 96, .prefix_cache_entries = 0});
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  std::vector<RequestOptions> requests;
+  for (int i = 0; i < 4; ++i) {
+    RequestOptions r;
+    r.prompt = Prompt(20 + i, 40);  // 40 tokens: three prefill steps of 16
+    r.n = 2;
+    r.max_tokens = 4;
+    r.sampling = {.temperature = 1.0f, .seed = static_cast<uint64_t>(100 * i)};
+    requests.push_back(r);
+    handles.push_back(scheduler.Submit(r));
+  }
+  // All finished before Alone() uses the model: the scheduler's thread runs it until then.
+  for (const auto& handle : handles) ASSERT_TRUE(handle->WaitFor(60));
+  for (size_t i = 0; i < handles.size(); ++i) {
+    ASSERT_TRUE(handles[i]->result().error.empty()) << handles[i]->result().error;
+    ASSERT_EQ(handles[i]->result().choices.size(), 2u);
+    for (int c = 0; c < 2; ++c) {
+      SamplerConfig sampling = requests[i].sampling;
+      sampling.seed += static_cast<uint64_t>(c);
+      EXPECT_EQ(handles[i]->result().choices[c].tokens,
+                Alone(f.model, requests[i].prompt, 4, sampling))
+          << "request " << i << " choice " << c;
+    }
+  }
+}
+
 TEST(Scheduler, ManyConcurrentRequestsFinish) {
   Fixture f;
   Scheduler scheduler(f.model, {.parallel = 4, .context = 96, .prefix_cache_entries = 3});

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "command.h"
+#include "embedded_model.h"
 #include "model/model.h"
 #include "model/weights.h"
 #include "runtime/generator.h"
@@ -50,7 +51,8 @@ std::vector<int32_t> ParseTokenList(const std::string& text) {
   return ids;
 }
 
-int Run(const RunFlags& f) {
+int Run(RunFlags& f) {
+  f.model = whale::app::ModelDirOrEmbedded(f.model);
   if (f.prompt.empty() == f.tokens.empty())
     whale::Fail("give exactly one of --prompt TEXT or --tokens 1,2,3");
   // The tokenizer, when the checkpoint has one: --prompt needs it, and the output is text.
@@ -127,7 +129,7 @@ int Run(const RunFlags& f) {
 
 std::function<int()> Setup(CLI::App& sub) {
   auto f = std::make_shared<RunFlags>();
-  sub.add_option("--model", f->model, "model directory (HF layout)")->required();
+  sub.add_option("--model", f->model, "model directory (HF layout; default: the embedded model)");
   sub.add_option("--prompt", f->prompt, "prompt text (needs the model's tokenizer)");
   sub.add_option("--tokens", f->tokens, "prompt token ids, comma separated, fed exactly");
   sub.add_option("-n,--max-tokens", f->n, "tokens to generate")->capture_default_str();

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "command.h"
+#include "embedded_model.h"
 #include "model/model.h"
 #include "model/weights.h"
 #include "runtime/scheduler.h"
@@ -37,12 +38,9 @@ void OnSignal(int) {
   if (g_server) g_server->Stop();
 }
 
-int Serve(const ServeFlags& f) {
-  if (f.model.empty())
-    whale::Fail(
-        "whale serve needs --model DIR: the embedded default model (whale-tiny-r1) does not exist "
-        "yet; create a checkpoint with `whale init --preset tiny-v3 --tokenizer DIR --out DIR` or "
-        "point --model at a DeepSeek-V3/R1 checkpoint");
+int Serve(ServeFlags& f) {
+  if (f.model.empty() && f.name.empty()) f.name = "whale-tiny-r1";  // not the cache folder's name
+  f.model = whale::app::ModelDirOrEmbedded(f.model);
   if (!std::filesystem::exists(std::filesystem::path(f.model) / "tokenizer.json"))
     whale::Fail(f.model,
                 ": no tokenizer.json; the server needs the checkpoint's tokenizer (whale "
@@ -98,7 +96,8 @@ int Serve(const ServeFlags& f) {
 
 std::function<int()> Setup(CLI::App& sub) {
   auto f = std::make_shared<ServeFlags>();
-  sub.add_option("--model", f->model, "model directory (HF layout with tokenizer.json)");
+  sub.add_option("--model", f->model,
+                 "model directory (HF layout with tokenizer.json; default: the embedded model)");
   sub.add_option("--name", f->name, "served model name (default: the directory name)");
   sub.add_option("--host", f->host, "address to bind")->capture_default_str();
   sub.add_option("--port", f->port, "port (0: any free port)")

@@ -1,6 +1,7 @@
 #include "train/data.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "io/mapped_file.h"
 #include "tokenizer/tokenizer.h"
@@ -18,6 +19,9 @@ void ValidateBatch(const TokenBatch& batch, int32_t vocab_size, const std::strin
     Fail(where, ": batch buffers hold ", batch.inputs.size(), "/", batch.targets.size(), "/",
          batch.segments.size(), " inputs/targets/segments, expected ", n);
   }
+  if (!batch.weights.empty() && batch.weights.size() != n) {
+    Fail(where, ": batch weights hold ", batch.weights.size(), " entries, expected 0 or ", n);
+  }
   for (int64_t r = 0; r < batch.n_seqs; ++r) {
     for (int64_t i = 0; i < batch.seq_len; ++i) {
       size_t at = static_cast<size_t>(r * batch.seq_len + i);
@@ -29,6 +33,13 @@ void ValidateBatch(const TokenBatch& batch, int32_t vocab_size, const std::strin
       if (target < -1 || target >= vocab_size) {
         Fail(where, ": row ", r, " position ", i, ": target ", target, " is not -1 or in [0, ",
              vocab_size, ")");
+      }
+      if (!batch.weights.empty()) {
+        const float w = batch.weights[at];
+        if (!std::isfinite(w) || (target < 0 && w != 0)) {
+          Fail(where, ": row ", r, " position ", i, ": weight ", w,
+               " must be finite, and 0 where the target is -1 (target ", target, ")");
+        }
       }
       int32_t previous = i == 0 ? 0 : batch.segments[at - 1];
       if (segment < previous || (i == 0 && segment != 0)) {

@@ -21,6 +21,10 @@ struct TokenBatch {
   // [n_seqs, seq_len] document index within its row; attention never crosses a segment boundary
   // and positions restart at 0 per segment
   std::vector<int32_t> segments;
+  // Empty, or [n_seqs, seq_len] per-position loss weights: the main loss becomes
+  // Σ_t w_t·CE_t over positions with target >= 0 instead of the mean (0 where target is -1).
+  // Policy-gradient training sets w_t = −∂L/∂log p_t (train/grpo.h).
+  std::vector<float> weights;
 };
 
 class DataSource {
@@ -31,8 +35,9 @@ class DataSource {
   virtual std::string Describe() const = 0;
 };
 
-// Checks a filled batch: sizes match n_seqs x seq_len, targets are -1 or ids, segments start at 0
-// in every row and never decrease. Throws Error naming `where` and the first bad position.
+// Checks a filled batch: sizes match n_seqs x seq_len (weights: empty or that size, finite, 0 on
+// ignored positions), targets are -1 or ids, segments start at 0 in every row and never decrease.
+// Throws Error naming `where` and the first bad position.
 void ValidateBatch(const TokenBatch& batch, int32_t vocab_size, const std::string& where);
 
 // One document from a generator: the tokens and which of them are learned.

@@ -9,7 +9,7 @@
 namespace whale {
 
 struct CrossEntropyResult {
-  double loss = 0;        // mean over the counted positions (0 when there are none)
+  double loss = 0;        // mean (or weighted sum) over the counted positions (0 when none)
   int64_t n_counted = 0;  // positions with target >= 0
 };
 
@@ -19,9 +19,15 @@ struct CrossEntropyResult {
 // grad_scale / n_counted · (softmax − onehot) on counted rows and 0 on ignored rows (`=`; fused
 // softmax, one pass per row). dlogits may be the same memory as logits (in place).
 // Softmax and log-sum-exp in T, threaded over rows.
+//
+// row_weights (empty, or [n]): the loss becomes the weighted sum Σ_i w_i·CE_i over counted rows
+// (no division by the count) and dlogits = grad_scale · w_i · (softmax − onehot). With
+// w_i = −∂L/∂log p_i this backpropagates any objective L of the targets' log-probabilities
+// (GRPO: train/grpo_loss.h). Weights may be negative; a weight on an ignored row must be 0.
 template <typename T>
 CrossEntropyResult CrossEntropy(std::span<T> dlogits, std::span<const T> logits,
                                 std::span<const int32_t> targets, int64_t n, int64_t vocab,
-                                double grad_scale, ThreadPool* pool);
+                                double grad_scale, ThreadPool* pool,
+                                std::span<const float> row_weights = {});
 
 }  // namespace whale

@@ -234,6 +234,32 @@ void AppendSummary(std::string& html, const std::vector<nlohmann::json>& rows,
   html += "</table>\n";
 }
 
+// Reinforcement-learning runs (whale grpo) log rewards and policy statistics; pretraining rows
+// have no "reward" and get nothing here.
+void AppendReinforcement(std::string& html, const std::vector<nlohmann::json>& rows,
+                         const std::vector<double>& steps) {
+  if (!HasKey(rows, "reward")) return;
+  const auto chart = [&](std::initializer_list<std::pair<const char*, const char*>> keys,
+                         const std::string& title, const std::string& y_label) {
+    std::vector<Series> series;
+    for (const auto& [key, name] : keys)
+      if (HasKey(rows, key)) series.push_back(Column(rows, steps, key, name));
+    if (!series.empty()) html += Chart(series, title, y_label, false);
+  };
+  html += "<h2>Reinforcement learning</h2>\n";
+  chart({{"reward", "mean reward"}, {"accuracy", "accuracy"}, {"format_rate", "format ok"}},
+        "Reward, accuracy and format", "per completion");
+  chart({{"response_length", "mean completion tokens"}}, "Response length", "tokens");
+  chart({{"kl", "KL to the reference (k3)"}}, "KL", "nats / token");
+  chart({{"entropy", "policy entropy"}}, "Entropy", "nats / token");
+  chart({{"clip_fraction", "clipped tokens"}, {"truncated_rate", "truncated completions"}},
+        "Clip fraction and truncation", "fraction");
+  chart({{"mean_ratio", "mean ratio π/π_old"}}, "Importance ratio", "ratio");
+  chart({{"difficulty_mean", "mean difficulty of the mix"}}, "Curriculum", "difficulty");
+  chart({{"groups_sampled", "groups sampled"}, {"groups_kept", "groups kept"}}, "Groups", "groups");
+  chart({{"rollout_s", "sampling"}, {"train_s", "training"}}, "Step time", "seconds");
+}
+
 }  // namespace
 
 std::string RenderTrainingReport(const std::vector<nlohmann::json>& rows, const std::string& title,
@@ -272,6 +298,7 @@ std::string RenderTrainingReport(const std::vector<nlohmann::json>& rows, const 
   html += "<h2>Throughput</h2>\n";
   html += Chart({Column(rows, steps, "tokens_per_s", "tokens/s")}, "Training throughput",
                 "tokens / s", false);
+  AppendReinforcement(html, rows, steps);
   AppendExpertLoad(html, rows, steps);
   html += "</body>\n</html>\n";
   return html;

@@ -2,6 +2,8 @@
 // assets) that a person opens to see how a run went: the losses (main, MTP, balance; linear or
 // log scale), learning rate, gradient norm, throughput, and per MoE layer an expert-load heatmap
 // over the logged steps plus the max/mean load ratio, which shows the bias balancing at work.
+// Rows with a "reward" key (whale grpo) add reward, accuracy, length, KL, entropy, clip fraction,
+// ratio, curriculum and group charts.
 //
 // Input is the rows of metrics.jsonl (see metrics.h for the keys). Missing keys, nulls and NaN are
 // gaps; empty input gives a report that says so.

@@ -1,6 +1,7 @@
 #include "train/train_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/rope.h"
@@ -216,6 +217,12 @@ void TrainModel<T>::State::BlockBackward(int64_t block, const RowInfo& rows, std
 template <typename T>
 LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weights,
                               double grad_scale, bool backward) {
+  return Step(batch, weights, grad_scale, backward, LogitWeights());
+}
+
+template <typename T>
+LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weights,
+                              double grad_scale, bool backward, const LogitWeights& logit_weights) {
   State& s = *state_;
   const ModelConfig& c = *s.config;
   const int64_t B = batch.n_seqs, L = batch.seq_len, n = B * L;
@@ -226,6 +233,9 @@ LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weight
     Fail("training batch of ", B, " x ", L, " has ", batch.inputs.size(), " inputs, ",
          batch.targets.size(), " targets and ", batch.segments.size(), " segments; expected ", n,
          " each");
+  if (!batch.weights.empty() && static_cast<int64_t>(batch.weights.size()) != n)
+    Fail("training batch of ", B, " x ", L, " has ", batch.weights.size(),
+         " loss weights; expected 0 or ", n);
   for (int64_t t = 0; t < n; ++t) {
     if (batch.inputs[t] < 0 || batch.inputs[t] >= V)
       Fail("training batch: input token ", batch.inputs[t], " at row ", t / L, " position ", t % L,
@@ -251,9 +261,27 @@ LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weight
   RmsNormForward<T>(s.hn, s.rstd_final, C(s.x_final), C(s.final_norm->value), n, d, c.rms_norm_eps);
   Resize(s.logits, n * V);
   s.Linear(s.logits, C(s.hn), *s.head, n, /*quantizable=*/false);
+  const T scale = static_cast<T>(weights.main_logit_scale);
+  if (!(weights.main_logit_scale > 0) || !std::isfinite(weights.main_logit_scale))
+    Fail("main_logit_scale = ", weights.main_logit_scale, "; expected a finite value > 0");
+  std::vector<T> scaled;  // [n, vocab] logits · scale when scale != 1
+  if (scale != T{1}) {
+    scaled.resize(s.logits.size());
+    for (size_t i = 0; i < scaled.size(); ++i) scaled[i] = s.logits[i] * scale;
+  }
+  const std::span<const T> ce_logits = scale != T{1} ? C(scaled) : C(s.logits);
+  std::vector<float> callback_weights;  // [n] when logit_weights is set
+  std::span<const float> row_weights(batch.weights);
+  if (logit_weights) {
+    callback_weights.assign(n, 0.0f);
+    logit_weights(ce_logits, callback_weights);
+    row_weights = callback_weights;
+  }
   std::vector<T> dlogits(backward ? n * V : 0);  // [n, vocab]
   const CrossEntropyResult main =
-      CrossEntropy<T>(dlogits, C(s.logits), batch.targets, n, V, grad_scale, s.pool);
+      CrossEntropy<T>(dlogits, ce_logits, batch.targets, n, V, grad_scale, s.pool, row_weights);
+  if (scale != T{1})
+    for (T& g : dlogits) g *= scale;  // ∂(z·scale)/∂z
   loss.main = main.loss;
   loss.main_count = main.n_counted;
   loss.balance = s.balance_loss;
@@ -261,7 +289,7 @@ LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weight
   // MTP (depth 1) over pairs (i, i + 1) of each row: h_i = hn_i (the main model's final normed
   // hidden state, as the inference module takes it) and Emb(inputs[i + 1]) predict
   // targets[i + 1].
-  const bool has_mtp = c.num_nextn_predict_layers > 0 && L > 1;
+  const bool has_mtp = c.num_nextn_predict_layers > 0 && L > 1 && weights.mtp_lambda != 0;
   const int64_t Lm = L - 1, nm = B * Lm;
   std::vector<T> dhn(backward ? n * d : 0);  // [n, hidden] ∂/∂hn
   if (has_mtp) {

@@ -6,16 +6,20 @@
 // N' = n_seqs * (seq_len - 1) pairs (i, i + 1) of each row.
 //
 // Losses (training.md section 1 and the team's conventions):
-//   main    = mean CE over positions with target >= 0
+//   main    = mean CE over positions with target >= 0; with per-position weights w (the batch's
+//             or a LogitWeights callback's), Σ_t w_t·CE_t over those positions instead
 //   mtp     = lambda · mean CE of the MTP head at position i predicting targets[i + 1], counted
 //             where segments[i] == segments[i + 1] and targets[i + 1] >= 0
 //   balance = Σ over the main model's MoE layers of BalanceLossForward (alpha inside)
 //   total   = main + mtp + balance
+// With lambda = 0 the MTP module is skipped (it adds nothing to the loss or the gradients).
 // Templated on the scalar type: float trains (F32 master weights); double serves the
 // finite-difference test of the whole model.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <vector>
 
 #include "kernels/router.h"
@@ -31,6 +35,9 @@ namespace whale {
 struct LossWeights {
   double mtp_lambda = 0.3;
   double balance_alpha = 1e-4;
+  // The main CE reads logits · scale (1 / the sampling temperature in RL, so that log π is the
+  // sampled policy's); its gradient carries the factor back. 1 in pretraining.
+  double main_logit_scale = 1.0;
 };
 
 struct LossParts {
@@ -54,7 +61,17 @@ class TrainModel {
   LossParts Step(const TokenBatch& batch, const LossWeights& weights, double grad_scale,
                  bool backward);
 
-  // After Step: the main logits [N, vocab] and the MTP logits [N', vocab].
+  // Called between the forward and the backward with the main logits [N, vocab] (times
+  // main_logit_scale); fills the
+  // per-position loss weights [N] (0 where the target is -1). One forward then serves an objective
+  // whose weights depend on the current log-probabilities (GRPO's ratios). Overrides
+  // batch.weights.
+  using LogitWeights = std::function<void(std::span<const T> logits, std::span<float> weights)>;
+  LossParts Step(const TokenBatch& batch, const LossWeights& weights, double grad_scale,
+                 bool backward, const LogitWeights& logit_weights);
+
+  // After Step: the main logits [N, vocab] and the MTP logits [N', vocab] (empty when the MTP
+  // module was skipped: lambda 0).
   const std::vector<T>& logits() const;
   const std::vector<T>& mtp_logits() const;
   // After Step: tokens routed to each expert, [moe layer][expert], main layers in order, then

@@ -4,7 +4,6 @@
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
-DEMO ?= $(BUILD)/demo
 
 .PHONY: deps build build-asan run test test-release test-asan clean
 
@@ -21,7 +20,7 @@ build-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: build
-	./scripts/demo.sh $(BUILD)/apps/whale/whale $(DEMO)
+	./scripts/demo.sh $(BUILD)/apps/whale/whale
 
 test-release: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

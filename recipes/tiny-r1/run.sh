@@ -43,10 +43,10 @@ timing() { echo "$1 $(( $(date +%s) - stage_start ))s" >> "$out/timings.txt"; st
 steps_pretrain=(); steps_sft=(); steps_grpo=(); eval_n=(--n 50 --samples 8)
 corpus_n=20000
 if [ "$smoke" = 1 ]; then
-  steps_pretrain=(--steps 2 --batch-tokens 1024)
-  steps_sft=(--steps 2 --batch-tokens 1024)
+  steps_pretrain=(--steps 2 --seq-len 128 --batch-tokens 512)
+  steps_sft=(--steps 2 --seq-len 256 --batch-tokens 512)
   steps_grpo=(--steps 1 --prompts 2 --group 2 --max-tokens 48)
-  eval_n=(--n 2 --samples 2 --max-tokens 48)
+  eval_n=(--n 2 --samples 2)
   corpus_n=500
 fi
 
@@ -81,11 +81,13 @@ timing grpo
 log "5 eval"
 mkdir -p "$out/eval"
 for stage in sft grpo; do
-  for spec in add:2-5 sub:2-5 mul:1-3; do
-    task=${spec%%:*}
-    "$whale" eval --model "$out/$stage" --task "$task" --difficulty "${spec#*:}" "${eval_n[@]}" \
-      --seed 7 --threads "$threads" --json "$out/eval/$stage-$task.json" --show 2 \
-      | tee "$out/eval/$stage-$task.txt"
+  # TASK:DIFFICULTIES:COMPLETION_BUDGET (long multiplication needs ~700 tokens at 3 digits)
+  for spec in add:2-5:256 sub:2-5:256 mul:1-3:768 sort:1-4:384 countdown:3-4:128; do
+    IFS=: read -r task range budget <<< "$spec"
+    [ "$smoke" = 1 ] && budget=48
+    "$whale" eval --model "$out/$stage" --task "$task" --difficulty "$range" "${eval_n[@]}" \
+      --max-tokens "$budget" --seed 7 --threads "$threads" --json "$out/eval/$stage-$task.json" \
+      --show 2 | tee "$out/eval/$stage-$task.txt"
   done
 done
 timing eval

@@ -36,18 +36,6 @@ struct GrpoTrainer::Group {
 
 namespace {
 
-double Seconds(std::chrono::steady_clock::duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-
-std::string Duration(double seconds) {
-  const int64_t s = static_cast<int64_t>(std::max(0.0, seconds));
-  char text[32];
-  std::snprintf(text, sizeof(text), "%lldh%02lldm%02llds", static_cast<long long>(s / 3600),
-                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
-  return text;
-}
-
 // The policy exported for the inference engine: weights mapped from the scratch checkpoint, a
 // Model over them and a Scheduler sampling from it. Destroyed before the scratch is rewritten.
 struct Engine {
@@ -325,7 +313,7 @@ nlohmann::json GrpoTrainer::Step() {
       }
     }
   }
-  const double rollout_s = Seconds(std::chrono::steady_clock::now() - begin);
+  const double rollout_s = SecondsOf(std::chrono::steady_clock::now() - begin);
 
   // Rollout statistics over every sampled completion.
   double reward_sum = 0, correct = 0, format_ok = 0, length_sum = 0, truncated = 0;
@@ -434,12 +422,12 @@ nlohmann::json GrpoTrainer::Step() {
     clipped_sum += result.clip_fraction * n;
     trained_tokens += result.n_tokens;
   }
-  const double train_s = Seconds(std::chrono::steady_clock::now() - train_begin);
+  const double train_s = SecondsOf(std::chrono::steady_clock::now() - train_begin);
   UpdateCurriculum(sampled);
   ++step_;
 
   const double nt = static_cast<double>(std::max<int64_t>(1, trained_tokens));
-  const double step_s = Seconds(std::chrono::steady_clock::now() - begin);
+  const double step_s = SecondsOf(std::chrono::steady_clock::now() - begin);
   const bool trained = trained_tokens > 0;
   const double nan = std::nan("");
   nlohmann::json difficulty = nlohmann::json::array();
@@ -472,7 +460,7 @@ nlohmann::json GrpoTrainer::Step() {
       {"tokens_per_s", step_s > 0 ? static_cast<double>(sampled_tokens) / step_s : 0.0},
       {"rollout_s", rollout_s},
       {"train_s", train_s},
-      {"elapsed_s", Seconds(std::chrono::steady_clock::now() - start_)}};
+      {"elapsed_s", SecondsOf(std::chrono::steady_clock::now() - start_)}};
   if (samples_ && step_ % config_.log_every == 0) WriteSamples(sampled);
   return row;
 }
@@ -522,7 +510,7 @@ void GrpoTrainer::Run(bool quiet) {
     const bool log = step_ % config_.log_every == 0 || step_ == config_.steps;
     if (log) metrics_->Write(row);
     if (!quiet && (tty || log)) {
-      const double spent = Seconds(std::chrono::steady_clock::now() - run_start);
+      const double spent = SecondsOf(std::chrono::steady_clock::now() - run_start);
       const double per_step = spent / static_cast<double>(step_ - first);
       const double eta = per_step * static_cast<double>(config_.steps - step_);
       std::fprintf(stderr,
@@ -533,7 +521,7 @@ void GrpoTrainer::Run(bool quiet) {
                    row["accuracy"].get<double>(), row["response_length"].get<double>(),
                    row["kl"].is_number() ? row["kl"].get<double>() : 0.0, per_step,
                    HumanAmount(row["tokens_per_s"].get<double>(), "").c_str(),
-                   Duration(eta).c_str(), tty ? "   " : "\n");
+                   FormatDuration(eta).c_str(), tty ? "   " : "\n");
     }
     if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 &&
         step_ < config_.steps)

@@ -1,9 +1,8 @@
 #include "train/grpo_config.h"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
+#include "train/config_file.h"
 #include "util/error.h"
 
 namespace whale {
@@ -48,25 +47,6 @@ void VisitGrpo(GrpoConfig& c, Visitor&& v) {
   v("save_dtype", c.save_dtype);
 }
 
-template <typename T>
-void ReadValue(const nlohmann::json& j, T& field, const std::string& key,
-               const std::string& source) {
-  bool ok = false;
-  if constexpr (std::is_same_v<T, std::string>) {
-    ok = j.is_string();
-  } else if constexpr (std::is_integral_v<T>) {
-    ok = j.is_number_integer() && (!std::is_unsigned_v<T> || j.get<int64_t>() >= 0);
-  } else {
-    ok = j.is_number();
-  }
-  const char* expected = std::is_same_v<T, std::string> ? "a string"
-                         : std::is_unsigned_v<T>        ? "a non-negative integer"
-                         : std::is_integral_v<T>        ? "an integer"
-                                                        : "a number";
-  if (!ok) Fail(source, ": field \"", key, "\" is ", j.dump(), "; expected ", expected);
-  field = j.get<T>();
-}
-
 }  // namespace
 
 void ApplyGrpoConfigJson(GrpoConfig& config, const nlohmann::json& json,
@@ -77,24 +57,14 @@ void ApplyGrpoConfigJson(GrpoConfig& config, const nlohmann::json& json,
     VisitGrpo(config, [&](const char* name, auto& field) {
       if (item.key() != name) return;
       found = true;
-      ReadValue(item.value(), field, item.key(), source);
+      ReadConfigField(item.value(), field, item.key(), source);
     });
     if (!found) Fail(source, ": unknown field \"", item.key(), "\"");
   }
 }
 
 void LoadGrpoConfigFile(GrpoConfig& config, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) Fail("cannot open GRPO config ", path);
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::exception& e) {
-    Fail(path, ": not valid JSON: ", e.what());
-  }
-  ApplyGrpoConfigJson(config, json, path);
+  ApplyGrpoConfigJson(config, ReadJsonConfigFile(path, "GRPO config"), path);
 }
 
 nlohmann::json GrpoConfigToJson(const GrpoConfig& config) {

@@ -1,8 +1,6 @@
 #include "train/train_config.h"
 
-#include <fstream>
-#include <sstream>
-
+#include "train/config_file.h"
 #include "util/error.h"
 
 namespace whale {
@@ -60,32 +58,6 @@ void VisitTop(TrainConfig& c, Visitor&& v) {
   v("document_isolation", c.document_isolation);
 }
 
-template <typename T>
-void ReadValue(const nlohmann::json& j, T& field, const std::string& key,
-               const std::string& source) {
-  try {
-    if constexpr (std::is_same_v<T, bool>) {
-      if (!j.is_boolean()) throw std::runtime_error("");
-    } else if constexpr (std::is_arithmetic_v<T>) {
-      if (!j.is_number()) throw std::runtime_error("");
-      if constexpr (std::is_integral_v<T>)
-        if (!j.is_number_integer()) throw std::runtime_error("");
-    } else if constexpr (std::is_same_v<T, std::string>) {
-      if (!j.is_string()) throw std::runtime_error("");
-    } else {
-      if (!j.is_array()) throw std::runtime_error("");
-    }
-    field = j.get<T>();
-  } catch (const std::exception&) {
-    const char* expected = std::is_same_v<T, bool>          ? "a boolean"
-                           : std::is_integral_v<T>          ? "an integer"
-                           : std::is_arithmetic_v<T>        ? "a number"
-                           : std::is_same_v<T, std::string> ? "a string"
-                                                            : "an array of strings";
-    Fail(source, ": field \"", key, "\" is ", j.dump(), "; expected ", expected);
-  }
-}
-
 template <typename Section, typename VisitFn>
 void ApplySection(Section& section, const nlohmann::json& json, const std::string& prefix,
                   const std::string& source, VisitFn visit) {
@@ -97,7 +69,7 @@ void ApplySection(Section& section, const nlohmann::json& json, const std::strin
     visit(section, [&](const char* name, auto& field) {
       if (key != name) return;
       found = true;
-      ReadValue(value, field, prefix + key, source);
+      ReadConfigField(value, field, prefix + key, source);
     });
     if (!found) Fail(source, ": unknown field \"", prefix, key, "\"");
   }
@@ -145,7 +117,7 @@ void ApplyTrainConfigJson(TrainConfig& config, const nlohmann::json& json,
       VisitTop(config, [&](const char* name, auto& field) {
         if (key != name) return;
         found = true;
-        ReadValue(value, field, key, source);
+        ReadConfigField(value, field, key, source);
       });
       if (!found) Fail(source, ": unknown field \"", key, "\"");
     }
@@ -153,17 +125,7 @@ void ApplyTrainConfigJson(TrainConfig& config, const nlohmann::json& json,
 }
 
 void LoadTrainConfigFile(TrainConfig& config, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) Fail("cannot open training config ", path);
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::exception& e) {
-    Fail(path, ": not valid JSON: ", e.what());
-  }
-  ApplyTrainConfigJson(config, json, path);
+  ApplyTrainConfigJson(config, ReadJsonConfigFile(path, "training config"), path);
 }
 
 nlohmann::json TrainConfigToJson(const TrainConfig& config) {

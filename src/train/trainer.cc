@@ -13,27 +13,6 @@
 #include "util/progress.h"
 
 namespace whale {
-namespace {
-
-double Seconds(std::chrono::steady_clock::duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-
-std::string Duration(double seconds) {
-  const int64_t s = static_cast<int64_t>(std::max(0.0, seconds));
-  char text[32];
-  if (s >= 3600) {
-    std::snprintf(text, sizeof(text), "%lldh%02lldm", static_cast<long long>(s / 3600),
-                  static_cast<long long>(s / 60 % 60));
-  } else {
-    std::snprintf(text, sizeof(text), "%lldm%02llds", static_cast<long long>(s / 60),
-                  static_cast<long long>(s % 60));
-  }
-  return text;
-}
-
-}  // namespace
-
 Trainer::Trainer(const TrainConfig& config, ParameterSet<float>& params, DataSource& data,
                  ThreadPool& pool, std::string tokenizer_json)
     : config_(config),
@@ -107,7 +86,7 @@ nlohmann::json Trainer::Step() {
     }
   }
   ++step_;
-  const double step_s = Seconds(std::chrono::steady_clock::now() - begin);
+  const double step_s = SecondsOf(std::chrono::steady_clock::now() - begin);
   const double tokens = static_cast<double>(config_.batch_tokens);
   nlohmann::json row = {
       {"step", step_},
@@ -118,7 +97,7 @@ nlohmann::json Trainer::Step() {
       {"lr", lr},
       {"grad_norm", grad_norm},
       {"tokens_per_s", step_s > 0 ? tokens / step_s : 0.0},
-      {"elapsed_s", elapsed_before_ + Seconds(std::chrono::steady_clock::now() - start_)},
+      {"elapsed_s", elapsed_before_ + SecondsOf(std::chrono::steady_clock::now() - start_)},
       {"expert_load", load},
       {"expert_load_layers", layers}};
   return row;
@@ -130,7 +109,7 @@ void Trainer::SaveCheckpoint() {
   TrainerState state;
   state.step = step_;
   state.batches_drawn = batches_drawn_;
-  state.elapsed_s = elapsed_before_ + Seconds(std::chrono::steady_clock::now() - start_);
+  state.elapsed_s = elapsed_before_ + SecondsOf(std::chrono::steady_clock::now() - start_);
   state.config = TrainConfigToJson(config_);
   SaveTrainerState(config_.out, state, optimizer_, params_, dtype != DType::F32);
   const std::string metrics_path = config_.out + "/metrics.jsonl";
@@ -165,14 +144,14 @@ void Trainer::Run(std::optional<int64_t> stop_at, bool quiet) {
     const nlohmann::json row = Step();
     if (step_ % config_.log_every == 0 || step_ == last) metrics_->Write(row);
     if (!quiet && (tty || step_ % config_.log_every == 0 || step_ == last)) {
-      const double spent = Seconds(std::chrono::steady_clock::now() - run_start);
+      const double spent = SecondsOf(std::chrono::steady_clock::now() - run_start);
       const double eta =
           spent / static_cast<double>(step_ - first) * static_cast<double>(last - step_);
       std::fprintf(stderr, "%sstep %lld/%lld  loss %.4f  %s tok/s  ETA %s%s", tty ? "\r" : "",
                    static_cast<long long>(step_), static_cast<long long>(config_.steps),
                    row["loss"].get<double>(),
                    HumanAmount(row["tokens_per_s"].get<double>(), "").c_str(),
-                   Duration(eta).c_str(), tty ? "   " : "\n");
+                   FormatDuration(eta).c_str(), tty ? "   " : "\n");
     }
     if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 && step_ < last)
       SaveCheckpoint();

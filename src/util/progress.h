@@ -27,6 +27,13 @@ class ProgressLine {
   bool interactive_;
 };
 
+// A duration for a progress line: "3m05s" under an hour, else "1h02m".
+std::string FormatDuration(double seconds);
+
+inline double SecondsOf(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
 // "1.50 GiB" for bytes, "12.3 k" for other counts.
 std::string HumanAmount(double amount, const std::string& unit);
 

@@ -50,6 +50,11 @@ void SamplerConfig::Validate() const {
     Fail("sampler: presence_penalty must be in [-2, 2] (0 = off), got ", presence_penalty);
   if (!(frequency_penalty >= -2 && frequency_penalty <= 2))
     Fail("sampler: frequency_penalty must be in [-2, 2] (0 = off), got ", frequency_penalty);
+  for (const auto& [id, bias] : logit_bias) {
+    if (id < 0) Fail("sampler: logit_bias token id must be >= 0, got ", id);
+    if (!(bias >= -100 && bias <= 100))
+      Fail("sampler: logit_bias of token ", id, " must be in [-100, 100], got ", bias);
+  }
 }
 
 Sampler::Sampler(const SamplerConfig& config) : config_(config), rng_(config.seed) {
@@ -122,6 +127,12 @@ int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> previo
   if (logits.empty()) Fail("sampler: empty logits");
   if (logits.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
     Fail("sampler: vocabulary of ", logits.size(), " tokens exceeds int32 ids");
+  for (const auto& [id, bias] : config_.logit_bias) {
+    if (id < 0 || static_cast<size_t>(id) >= logits.size())
+      Fail("sampler: logit_bias token id ", id, " is outside the vocabulary [0, ", logits.size(),
+           ")");
+  }
+  for (const auto& [id, bias] : config_.logit_bias) logits[static_cast<size_t>(id)] += bias;
   ApplyPenalties(logits, previous_tokens);
 
   // One pass: reject NaN and +inf (a broken model, not something to sample from) and find the

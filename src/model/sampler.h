@@ -2,6 +2,8 @@
 // min-p, and repetition / presence / frequency penalties, reproducible from a seed.
 //
 // Order of operations in Sample(), each step skipped when its setting is neutral:
+//   0. logit_bias: logit[t] += bias for each (t, bias) pair (OpenAI's logit_bias, added to the
+//      raw logits before anything else; -100 effectively bans a token, +100 forces it).
 //   1. penalties, on the logits in place, for each distinct token t of `previous_tokens` seen c
 //      times (llama.cpp / vLLM / OpenAI conventions, in llama.cpp's and vLLM's order):
 //        repetition: logit[t] /= r if logit[t] > 0, else logit[t] *= r
@@ -25,6 +27,7 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace whale {
@@ -38,6 +41,8 @@ struct SamplerConfig {
   float presence_penalty = 0.0f;    // 0 = off; in [-2, 2] as in the OpenAI API
   float frequency_penalty = 0.0f;   // 0 = off; in [-2, 2]
   uint64_t seed = 0;
+  // (token id, bias in [-100, 100]) pairs; ids outside the vocabulary are an error in Sample().
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
   // Throws Error naming the field, its value and the accepted range.
   void Validate() const;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -112,6 +113,9 @@ void CheckDepth(const std::string& body, int max_depth) {
   }
 }
 
+// OpenAI accepts up to 300 biased tokens per request.
+constexpr size_t kMaxLogitBias = 300;
+
 Json ParseBody(const std::string& body, const RequestLimits& limits) {
   CheckDepth(body, limits.max_depth);
   Json root = Json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -195,8 +199,20 @@ void ParseCommon(const Json& root, ApiRequest& r, const RequestLimits& limits) {
   GetString(root, "user");
   if (const Json* bias = Field(root, "logit_bias")) {
     if (!bias->is_object()) BadType("logit_bias", *bias, "an object");
-    if (!bias->empty())
-      throw ApiError::InvalidValue("logit_bias", "logit_bias is not supported by this server");
+    if (bias->size() > kMaxLogitBias)
+      throw ApiError::InvalidValue(
+          "logit_bias", "at most " + std::to_string(kMaxLogitBias) + " tokens may be biased");
+    for (const auto& [key, value] : bias->items()) {
+      int64_t id = -1;
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+      if (ec != std::errc() || end != key.data() + key.size() || id < 0 || id >= limits.vocab_size)
+        throw ApiError::InvalidValue("logit_bias", "key '" + key + "' is not a token id in [0, " +
+                                                       std::to_string(limits.vocab_size) + ")");
+      if (!value.is_number() || !(value.get<double>() >= -100 && value.get<double>() <= 100))
+        throw ApiError::InvalidValue("logit_bias", "bias of token " + key + " is " + value.dump() +
+                                                       "; expected a number in [-100, 100]");
+      s.logit_bias.emplace_back(static_cast<int32_t>(id), value.get<float>());
+    }
   }
 }
 

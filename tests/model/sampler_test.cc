@@ -236,6 +236,37 @@ TEST(Sampler, GreedyIsTheArgmaxWithTiesToTheLowestId) {
   }
 }
 
+TEST(Sampler, LogitBiasIsAddedBeforeEverythingElse) {
+  SamplerConfig config;
+  config.temperature = 0;
+  config.logit_bias = {{4, 2.6f}, {1, -100.0f}};
+  Sampler sampler(config);
+  std::vector<float> logits = {1.0f, 3.0f, -2.0f, 2.9f, 0.5f};
+  // 0.5 + 2.6 = 3.1 beats 2.9 once token 1 (3.0) is pushed down to -97.
+  EXPECT_EQ(sampler.Sample(logits, {}), 4);
+  EXPECT_FLOAT_EQ(logits[4], 3.1f);
+  EXPECT_FLOAT_EQ(logits[1], -97.0f);
+  // At temperature 1, a -100 bias leaves a token with probability ~e^-100: never drawn.
+  SamplerConfig hot;
+  hot.temperature = 1;
+  hot.seed = 3;
+  hot.logit_bias = {{0, -100.0f}};
+  Sampler sampler_hot(hot);
+  for (int i = 0; i < 200; ++i) {
+    std::vector<float> row = {5.0f, 0.0f, 0.0f};
+    EXPECT_NE(sampler_hot.Sample(row, {}), 0);
+  }
+  SamplerConfig bad = config;
+  bad.logit_bias = {{7, 1.0f}};
+  Sampler out_of_vocab(bad);
+  std::vector<float> row = {1.0f, 2.0f};
+  EXPECT_THROW(out_of_vocab.Sample(row, {}), Error);
+  bad.logit_bias = {{0, 101.0f}};
+  EXPECT_THROW(bad.Validate(), Error);
+  bad.logit_bias = {{-1, 1.0f}};
+  EXPECT_THROW(bad.Validate(), Error);
+}
+
 TEST(Sampler, TopKOfOneIsGreedyAtAnyTemperature) {
   for (float temperature : {0.3f, 1.0f, 5.0f}) {
     SamplerConfig config;

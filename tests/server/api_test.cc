@@ -272,6 +272,37 @@ TEST(Api, CompletionsStopStringsAndLogprobs) {
   }
 }
 
+TEST(Api, LogitBiasForcesAndBansTokens) {
+  auto& f = Shared();
+  // A token the random model would rarely pick: a +100 bias makes every sampled token it, at any
+  // temperature; a -100 bias on the greedy first token changes the greedy first token.
+  const int32_t forced = f.tokenizer.Encode("Z", false).at(0);
+  json body = {{"model", "tiny-r1"},
+               {"prompt", "Hello, how are"},
+               {"max_tokens", 5},
+               {"temperature", 1},
+               {"logit_bias", {{std::to_string(forced), 100}}},
+               {"logprobs", 0}};
+  auto [status, r] = f.Post("/v1/completions", body.dump());
+  ASSERT_EQ(status, 200) << r;
+  for (const json& token : r["choices"][0]["logprobs"]["tokens"]) EXPECT_EQ(token, "Z");
+
+  json greedy = {{"model", "tiny-r1"},
+                 {"prompt", "Hello, how are"},
+                 {"max_tokens", 1},
+                 {"temperature", 0},
+                 {"logprobs", 0}};
+  auto [s1, plain] = f.Post("/v1/completions", greedy.dump());
+  ASSERT_EQ(s1, 200) << plain;
+  const std::string first = plain["choices"][0]["logprobs"]["tokens"][0];
+  const std::vector<int32_t> first_ids = f.tokenizer.Encode(first, false);
+  ASSERT_EQ(first_ids.size(), 1u) << first;
+  greedy["logit_bias"] = {{std::to_string(first_ids[0]), -100}};
+  auto [s2, banned] = f.Post("/v1/completions", greedy.dump());
+  ASSERT_EQ(s2, 200) << banned;
+  EXPECT_NE(banned["choices"][0]["logprobs"]["tokens"][0], first);
+}
+
 struct BadCase {
   std::string name;
   json body;
@@ -336,6 +367,14 @@ TEST(Api, BadRequestsGetOpenAIErrors) {
                   {{{"role", "user"}, {"content", "x"}},
                    {{"role", "tool"}, {"content", "1"}, {"tool_call_id", "call_x"}}}}}),
        400, "invalid_value", "messages[1].tool_call_id"},
+      {"logit_bias not an object", ChatBody({{"logit_bias", 5}}), 400, "invalid_value",
+       "logit_bias"},
+      {"logit_bias id not a number", ChatBody({{"logit_bias", {{"abc", 1}}}}), 400, "invalid_value",
+       "logit_bias"},
+      {"logit_bias id outside vocab", ChatBody({{"logit_bias", {{"999999", 1}}}}), 400,
+       "invalid_value", "logit_bias"},
+      {"logit_bias 101", ChatBody({{"logit_bias", {{"5", 101}}}}), 400, "invalid_value",
+       "logit_bias"},
       {"json_object format", ChatBody({{"response_format", {{"type", "json_object"}}}}), 400,
        "invalid_value", "response_format.type"},
       {"context overflow", ChatBody({{"max_tokens", 100000}}), 400, "context_length_exceeded",

@@ -45,7 +45,7 @@ corpus_n=20000
 if [ "$smoke" = 1 ]; then
   steps_pretrain=(--steps 2 --seq-len 128 --batch-tokens 512)
   steps_sft=(--steps 2 --seq-len 256 --batch-tokens 512)
-  steps_grpo=(--steps 1 --prompts 2 --group 2 --max-tokens 48)
+  steps_grpo=(--steps 1 --prompts 2 --group 2 --max-tokens 96)
   eval_n=(--n 2 --samples 2)
   corpus_n=500
 fi

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "util/error.h"
@@ -27,6 +28,13 @@ constexpr int64_t kNr = 2 * kLanes;
 // each packed b micro-panel (kGemmKBlock × kNr) in L1 while the task sweeps over it.
 constexpr int64_t kMc = 128;
 constexpr int64_t kNc = 256;
+// A small c (a weight gradient dW = dyᵀ·x of a narrow layer is 128 × 256: one kMc × kNc tile)
+// would leave all but one thread idle, so on several threads tiles shrink, down to these, until
+// each thread has kTasksPerThread of them to claim (which also evens out a thread that another
+// process delays). The tiling does not change any element's summation order.
+constexpr int64_t kMinMc = 32;
+constexpr int64_t kMinNc = 64;
+constexpr int64_t kTasksPerThread = 4;
 // Below this many multiply-adds a call runs on the calling thread; a fork/join costs more.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
 
@@ -34,10 +42,15 @@ int64_t RoundUp(int64_t x, int64_t to) {
   return (x + to - 1) / to * to;
 }
 
-// Scratch reused across calls on one thread (the caller's: workers only see pointers into it).
-std::vector<float>& ThreadScratch(int which) {
+// Scratch reused across calls on one thread (the caller's: workers only see pointers into it),
+// at least `size` floats. It only grows: resizing it to each call's size would zero-fill the
+// difference whenever a call needs more than the one before (a memset per call in attention,
+// which alternates small and large products).
+float* ThreadScratch(int which, int64_t size) {
   thread_local std::vector<float> scratch[2];
-  return scratch[which];
+  std::vector<float>& v = scratch[which];
+  if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
+  return v.data();
 }
 
 // The operand views: op(a)(i, p) and op(b)(p, j).
@@ -120,6 +133,23 @@ void MicroKernel(float* c, int64_t ldc, int64_t rows, int64_t cols, const float*
       c[i * ldc + j] = add ? c[i * ldc + j] + tile[i * kNr + j] : tile[i * kNr + j];
 }
 
+// The task tile (rows, columns of c) for `threads` threads.
+std::pair<int64_t, int64_t> TaskTile(int64_t m, int64_t n, int threads) {
+  int64_t mc = kMc, nc = kNc;
+  const auto tasks = [&] { return RoundUp(m, mc) / mc * (RoundUp(n, nc) / nc); };
+  while (threads > 1 && tasks() < kTasksPerThread * threads) {
+    // Halve the side that covers more of its dimension, keeping tiles squarish.
+    const bool rows = mc > kMinMc && (std::min(mc, m) * 2 >= std::min(nc, n) || nc <= kMinNc);
+    if (rows)
+      mc /= 2;
+    else if (nc > kMinNc)
+      nc /= 2;
+    else
+      break;
+  }
+  return {mc, nc};
+}
+
 void RunParallel(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& body) {
   if (pool == nullptr || pool->size() == 1 || n == 1) {
     body(0, n);
@@ -148,16 +178,14 @@ void Gemm(std::span<float> c, std::span<const float> a, std::span<const float> b
   if (m * n * k < kMinParallelMacs) pool = nullptr;
   const int64_t m_panels = RoundUp(m, kMr) / kMr, n_panels = RoundUp(n, kNr) / kNr;
   const int64_t kc_max = std::min(k, kGemmKBlock);
-  std::vector<float>& packed_a = ThreadScratch(0);  // [m_panels][kc][kMr]
-  std::vector<float>& packed_b = ThreadScratch(1);  // [n_panels][kc][kNr]
-  packed_a.resize(static_cast<size_t>(m_panels * kc_max * kMr));
-  packed_b.resize(static_cast<size_t>(n_panels * kc_max * kNr));
-  const int64_t row_blocks = RoundUp(m, kMc) / kMc, col_blocks = RoundUp(n, kNc) / kNc;
+  float* const pa = ThreadScratch(0, m_panels * kc_max * kMr);  // [m_panels][kc][kMr]
+  float* const pb = ThreadScratch(1, n_panels * kc_max * kNr);  // [n_panels][kc][kNr]
+  const std::pair<int64_t, int64_t> tile = TaskTile(m, n, pool == nullptr ? 1 : pool->size());
+  const int64_t mc = tile.first, nc = tile.second;
+  const int64_t row_blocks = RoundUp(m, mc) / mc, col_blocks = RoundUp(n, nc) / nc;
   for (int64_t p0 = 0; p0 < k; p0 += kGemmKBlock) {
     const int64_t kc = std::min(kGemmKBlock, k - p0);
     const bool add = accumulate || p0 > 0;
-    float* pa = packed_a.data();
-    float* pb = packed_b.data();
     RunParallel(pool, m_panels + n_panels, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         if (t < m_panels)
@@ -169,8 +197,8 @@ void Gemm(std::span<float> c, std::span<const float> a, std::span<const float> b
     // Tasks are column-block major so that consecutive tasks (on one thread) share packed b.
     RunParallel(pool, row_blocks * col_blocks, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
-        const int64_t i_begin = (t % row_blocks) * kMc, j_begin = (t / row_blocks) * kNc;
-        const int64_t i_end = std::min(m, i_begin + kMc), j_end = std::min(n, j_begin + kNc);
+        const int64_t i_begin = (t % row_blocks) * mc, j_begin = (t / row_blocks) * nc;
+        const int64_t i_end = std::min(m, i_begin + mc), j_end = std::min(n, j_begin + nc);
         for (int64_t j = j_begin; j < j_end; j += kNr) {
           const float* bp = pb + (j / kNr) * kc * kNr;
           for (int64_t i = i_begin; i < i_end; i += kMr)

@@ -19,7 +19,8 @@ enum class Trans { kNo, kYes };
 // a is stored [m, k] (Trans::kNo) or [k, m] (Trans::kYes); b is stored [k, n] or [n, k].
 // Blocked and packed (panels of op(a) and op(b) copied to contiguous scratch, so the four layouts
 // share one kernel), SIMD through Highway (the build's baseline target) with fused multiply-adds,
-// threaded over 128 × 256 tiles of c. Each element of c is a sum over k in ascending order within
+// threaded over tiles of c (128 × 256, smaller when c has too few for every thread to get several).
+// Each element of c is a sum over k in ascending order within
 // a k-block of kGemmKBlock, the blocks added to c in ascending order: results do not depend on
 // the thread count. With k == 0, c is zeroed (or left as is when accumulating). c must not
 // overlap a or b. pool may be nullptr; Gemm may be called from inside a ParallelFor body with

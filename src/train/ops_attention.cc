@@ -24,6 +24,10 @@ void CheckAttentionArgs(std::string_view op, const AttentionShape& s,
   CheckSpan(op, "segments", segments, s.n_seqs * s.seq_len);
 }
 
+std::span<const float> C(std::span<float> x) {
+  return x;
+}
+
 template <typename T>
 T Dot(const T* a, const T* b, int64_t n) {
   T sum = 0;
@@ -46,12 +50,16 @@ void ForEachSeqHead(const AttentionShape& s, ThreadPool* pool, const Body& body)
 }
 
 // The F32 path: per (sequence, head), the head's rows are gathered into contiguous [seq_len, dim]
-// matrices and the products are Gemm calls (single-threaded inside the parallel loop): scores
-// S = Q·Kᵀ over the full square (the causal half is masked, not skipped), P = masked softmax,
-// O = P·V; the backward recomputes P from the saved log-sum-exp.
+// matrices and the products are Gemm calls (single-threaded inside the parallel loop). Queries go
+// in blocks of kQueryBlock rows; a block's queries see only keys [0, block end), so the products
+// cover the causal lower triangle in kQueryBlock-wide steps instead of the full square. Per block:
+// scores S = Q_b·K[0:end]ᵀ, P = masked softmax, O_b = P·V[0:end]; the backward recomputes P from
+// the saved log-sum-exp, and dK, dV add each block's Sᵀ-side products in ascending block order.
+constexpr int64_t kQueryBlock = 64;
+
 struct HeadScratch {
   std::vector<float> q, k, v, o, d_o;  // [seq_len, qk_dim or v_dim]
-  std::vector<float> p, dp;            // [seq_len, seq_len]
+  std::vector<float> p, dp;            // [kQueryBlock, seq_len] one block's rows of P and dP
   std::vector<float> dq, dk, dv;       // [seq_len, qk_dim or v_dim]
 };
 
@@ -63,6 +71,14 @@ HeadScratch& ThreadHeadScratch() {
 std::span<float> Sized(std::vector<float>& v, int64_t size) {
   if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
   return std::span<float>(v.data(), static_cast<size_t>(size));
+}
+
+// Rows [first, first + count) of a [rows, dim] matrix.
+std::span<const float> Rows(std::span<const float> x, int64_t first, int64_t count, int64_t dim) {
+  return x.subspan(static_cast<size_t>(first * dim), static_cast<size_t>(count * dim));
+}
+std::span<float> Rows(std::span<float> x, int64_t first, int64_t count, int64_t dim) {
+  return x.subspan(static_cast<size_t>(first * dim), static_cast<size_t>(count * dim));
 }
 
 // dst[seq_len, dim] = rows [first, first + seq_len) of head h of src[rows, heads, dim].
@@ -81,35 +97,41 @@ void Scatter(std::span<float> dst, std::span<const float> src, int64_t first, in
 void ForwardF32(std::span<float> out, std::span<float> lse, std::span<const float> q,
                 std::span<const float> k, std::span<const float> v,
                 std::span<const int32_t> segments, const AttentionShape& s, ThreadPool* pool) {
-  const int64_t len = s.seq_len;
+  const int64_t len = s.seq_len, qk = s.qk_dim, dv = s.v_dim;
   const float scale = static_cast<float>(s.scale);
   ForEachSeqHead(s, pool, [&](int64_t seq, int64_t h, int) {
     HeadScratch& w = ThreadHeadScratch();
     const int64_t first = seq * len;
-    const std::span<float> qh = Sized(w.q, len * s.qk_dim), kh = Sized(w.k, len * s.qk_dim),
-                           vh = Sized(w.v, len * s.v_dim), oh = Sized(w.o, len * s.v_dim),
-                           p = Sized(w.p, len * len);
-    Gather(qh, q, first, len, s.heads, h, s.qk_dim);
-    Gather(kh, k, first, len, s.heads, h, s.qk_dim);
-    Gather(vh, v, first, len, s.heads, h, s.v_dim);
-    Gemm(p, qh, kh, len, len, s.qk_dim, Trans::kNo, Trans::kYes, false, nullptr);
-    for (int64_t t = 0; t < len; ++t) {
-      float* row = p.data() + t * len;
-      const int32_t* seg = segments.data() + first;
-      const int32_t own = seg[t];
-      for (int64_t j = 0; j <= t; ++j)
-        row[j] = seg[j] == own ? scale * row[j] : -std::numeric_limits<float>::infinity();
-      const float max = MaxF32(row, t + 1);  // finite: the query attends to itself
-      for (int64_t j = 0; j <= t; ++j) row[j] = FastExp(row[j] - max);  // e^−inf = 0
-      std::fill(row + t + 1, row + len, 0.0f);
-      // The query attends at least to itself, so sum >= 1.
-      const float sum = SumF32(row, t + 1);
-      const float inv = 1.0f / sum;
-      for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
-      lse[(first + t) * s.heads + h] = max + std::log(sum);
+    const std::span<float> qh = Sized(w.q, len * qk), kh = Sized(w.k, len * qk),
+                           vh = Sized(w.v, len * dv), oh = Sized(w.o, len * dv);
+    Gather(qh, q, first, len, s.heads, h, qk);
+    Gather(kh, k, first, len, s.heads, h, qk);
+    Gather(vh, v, first, len, s.heads, h, dv);
+    const int32_t* seg = segments.data() + first;
+    for (int64_t t0 = 0; t0 < len; t0 += kQueryBlock) {
+      const int64_t rows = std::min(kQueryBlock, len - t0), end = t0 + rows;
+      const std::span<float> p = Sized(w.p, rows * end);  // [rows, end]
+      Gemm(p, Rows(C(qh), t0, rows, qk), Rows(C(kh), 0, end, qk), rows, end, qk, Trans::kNo,
+           Trans::kYes, false, nullptr);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t t = t0 + r;
+        float* row = p.data() + r * end;
+        const int32_t own = seg[t];
+        for (int64_t j = 0; j <= t; ++j)
+          row[j] = seg[j] == own ? scale * row[j] : -std::numeric_limits<float>::infinity();
+        const float max = MaxF32(row, t + 1);  // finite: the query attends to itself
+        for (int64_t j = 0; j <= t; ++j) row[j] = FastExp(row[j] - max);  // e^−inf = 0
+        std::fill(row + t + 1, row + end, 0.0f);
+        // The query attends at least to itself, so sum >= 1.
+        const float sum = SumF32(row, t + 1);
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
+        lse[(first + t) * s.heads + h] = max + std::log(sum);
+      }
+      Gemm(Rows(oh, t0, rows, dv), C(p), Rows(C(vh), 0, end, dv), rows, dv, end, Trans::kNo,
+           Trans::kNo, false, nullptr);
     }
-    Gemm(oh, p, vh, len, s.v_dim, len, Trans::kNo, Trans::kNo, false, nullptr);
-    Scatter(out, oh, first, len, s.heads, h, s.v_dim);
+    Scatter(out, oh, first, len, s.heads, h, dv);
   });
 }
 
@@ -117,43 +139,56 @@ void BackwardF32(std::span<float> dq, std::span<float> dk, std::span<float> dv,
                  std::span<const float> dout, std::span<const float> q, std::span<const float> k,
                  std::span<const float> v, std::span<const float> out, std::span<const float> lse,
                  std::span<const int32_t> segments, const AttentionShape& s, ThreadPool* pool) {
-  const int64_t len = s.seq_len;
+  const int64_t len = s.seq_len, qk = s.qk_dim, dvd = s.v_dim;
   const float scale = static_cast<float>(s.scale);
   ForEachSeqHead(s, pool, [&](int64_t seq, int64_t h, int) {
     HeadScratch& w = ThreadHeadScratch();
     const int64_t first = seq * len;
-    const std::span<float> qh = Sized(w.q, len * s.qk_dim), kh = Sized(w.k, len * s.qk_dim),
-                           vh = Sized(w.v, len * s.v_dim), oh = Sized(w.o, len * s.v_dim),
-                           doh = Sized(w.d_o, len * s.v_dim), p = Sized(w.p, len * len),
-                           dp = Sized(w.dp, len * len), dqh = Sized(w.dq, len * s.qk_dim),
-                           dkh = Sized(w.dk, len * s.qk_dim), dvh = Sized(w.dv, len * s.v_dim);
-    Gather(qh, q, first, len, s.heads, h, s.qk_dim);
-    Gather(kh, k, first, len, s.heads, h, s.qk_dim);
-    Gather(vh, v, first, len, s.heads, h, s.v_dim);
-    Gather(oh, out, first, len, s.heads, h, s.v_dim);
-    Gather(doh, dout, first, len, s.heads, h, s.v_dim);
-    Gemm(p, qh, kh, len, len, s.qk_dim, Trans::kNo, Trans::kYes, false, nullptr);
-    Gemm(dp, doh, vh, len, len, s.v_dim, Trans::kNo, Trans::kYes, false, nullptr);
-    for (int64_t t = 0; t < len; ++t) {
-      float* prow = p.data() + t * len;
-      float* dprow = dp.data() + t * len;
-      const float row_lse = lse[(first + t) * s.heads + h];
-      float delta = 0;  // Σ_j P_tj·dP_tj = dO_t · O_t
-      for (int64_t c = 0; c < s.v_dim; ++c) delta += doh[t * s.v_dim + c] * oh[t * s.v_dim + c];
-      const int32_t* seg = segments.data() + first;
-      const int32_t own = seg[t];
-      for (int64_t j = 0; j <= t; ++j)
-        prow[j] = seg[j] == own ? FastExp(scale * prow[j] - row_lse) : 0.0f;
-      std::fill(prow + t + 1, prow + len, 0.0f);
-      // dZ, with the scale of Z = scale·q·kᵀ; 0 wherever P is.
-      for (int64_t j = 0; j < len; ++j) dprow[j] = prow[j] * (dprow[j] - delta) * scale;
+    const std::span<float> qh = Sized(w.q, len * qk), kh = Sized(w.k, len * qk),
+                           vh = Sized(w.v, len * dvd), oh = Sized(w.o, len * dvd),
+                           doh = Sized(w.d_o, len * dvd), dqh = Sized(w.dq, len * qk),
+                           dkh = Sized(w.dk, len * qk), dvh = Sized(w.dv, len * dvd);
+    Gather(qh, q, first, len, s.heads, h, qk);
+    Gather(kh, k, first, len, s.heads, h, qk);
+    Gather(vh, v, first, len, s.heads, h, dvd);
+    Gather(oh, out, first, len, s.heads, h, dvd);
+    Gather(doh, dout, first, len, s.heads, h, dvd);
+    std::fill(dkh.begin(), dkh.end(), 0.0f);
+    std::fill(dvh.begin(), dvh.end(), 0.0f);
+    const int32_t* seg = segments.data() + first;
+    for (int64_t t0 = 0; t0 < len; t0 += kQueryBlock) {
+      const int64_t rows = std::min(kQueryBlock, len - t0), end = t0 + rows;
+      const std::span<float> p = Sized(w.p, rows * end), dp = Sized(w.dp, rows * end);
+      const std::span<const float> q_rows = Rows(C(qh), t0, rows, qk),
+                                   do_rows = Rows(C(doh), t0, rows, dvd);
+      Gemm(p, q_rows, Rows(C(kh), 0, end, qk), rows, end, qk, Trans::kNo, Trans::kYes, false,
+           nullptr);
+      Gemm(dp, do_rows, Rows(C(vh), 0, end, dvd), rows, end, dvd, Trans::kNo, Trans::kYes, false,
+           nullptr);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t t = t0 + r;
+        float* prow = p.data() + r * end;
+        float* dprow = dp.data() + r * end;
+        const float row_lse = lse[(first + t) * s.heads + h];
+        float delta = 0;  // Σ_j P_tj·dP_tj = dO_t · O_t
+        for (int64_t c = 0; c < dvd; ++c) delta += doh[t * dvd + c] * oh[t * dvd + c];
+        const int32_t own = seg[t];
+        for (int64_t j = 0; j <= t; ++j)
+          prow[j] = seg[j] == own ? FastExp(scale * prow[j] - row_lse) : 0.0f;
+        std::fill(prow + t + 1, prow + end, 0.0f);
+        // dZ, with the scale of Z = scale·q·kᵀ; 0 wherever P is.
+        for (int64_t j = 0; j < end; ++j) dprow[j] = prow[j] * (dprow[j] - delta) * scale;
+      }
+      Gemm(Rows(dqh, t0, rows, qk), C(dp), Rows(C(kh), 0, end, qk), rows, qk, end, Trans::kNo,
+           Trans::kNo, false, nullptr);
+      Gemm(Rows(dkh, 0, end, qk), C(dp), q_rows, end, qk, rows, Trans::kYes, Trans::kNo, true,
+           nullptr);
+      Gemm(Rows(dvh, 0, end, dvd), C(p), do_rows, end, dvd, rows, Trans::kYes, Trans::kNo, true,
+           nullptr);
     }
-    Gemm(dqh, dp, kh, len, s.qk_dim, len, Trans::kNo, Trans::kNo, false, nullptr);
-    Gemm(dkh, dp, qh, len, s.qk_dim, len, Trans::kYes, Trans::kNo, false, nullptr);
-    Gemm(dvh, p, doh, len, s.v_dim, len, Trans::kYes, Trans::kNo, false, nullptr);
-    Scatter(dq, dqh, first, len, s.heads, h, s.qk_dim);
-    Scatter(dk, dkh, first, len, s.heads, h, s.qk_dim);
-    Scatter(dv, dvh, first, len, s.heads, h, s.v_dim);
+    Scatter(dq, dqh, first, len, s.heads, h, qk);
+    Scatter(dk, dkh, first, len, s.heads, h, qk);
+    Scatter(dv, dvh, first, len, s.heads, h, dvd);
   });
 }
 

@@ -24,8 +24,9 @@ struct AttentionShape {
 //   lse:   [n_seqs * seq_len, heads] saved: log Σ_s exp(scale · q·k_s) over the attended keys,
 //          from which the backward recomputes the probabilities (no [T, T] matrix is kept).
 // Threaded over (sequence, head) pairs. float: each head's scores and products are kernels/gemm.h
-// Gemm calls over the full [seq_len, seq_len] square (masked afterwards); double: plain loops over
-// the attended keys only (the reference the float path is tested against).
+// Gemm calls over the causal lower triangle in blocks of 64 queries (a block's masked corner is
+// computed, then zeroed); double: plain loops over the attended keys only (the reference the float
+// path is tested against).
 template <typename T>
 void AttentionForward(std::span<T> out, std::span<T> lse, std::span<const T> q,
                       std::span<const T> k, std::span<const T> v, std::span<const int32_t> segments,

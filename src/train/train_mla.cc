@@ -20,6 +20,11 @@ std::span<const T> C(const std::vector<T>& v) {
   return std::span<const T>(v);
 }
 
+template <typename T>
+std::span<const T> C(std::span<T> v) {
+  return v;
+}
+
 }  // namespace
 
 template <typename T>
@@ -38,25 +43,25 @@ void TrainModel<T>::State::AttentionForward(int64_t block, const RowInfo& rows) 
     sv.rstd_q.resize(n);
     Linear(sv.q_low, C(sv.a), *p.q_a, n, true);
     RmsNormForward<T>(sv.q_low_n, sv.rstd_q, C(sv.q_low), C(p.q_a_norm->value), n, qr,
-                      c.rms_norm_eps);
+                      c.rms_norm_eps, pool);
     Linear(sv.q, C(sv.q_low_n), *p.q_b, n, true);
   } else {
     Linear(sv.q, C(sv.a), *p.q, n, true);
   }
   RopeForward<T>(sv.q, rows.positions, n, H, qk, nope, rope, inv_freq);
 
-  std::vector<T> kv(n * (r + rope));  // [n, r + rope]
+  const std::span<T> kv = Use(tmp.kv, n * (r + rope));  // [n, r + rope]
   Linear(kv, C(sv.a), *p.kv_a, n, true);
   sv.latent.resize(n * r);
-  std::vector<T> k_pe(n * rope);  // [n, rope]
+  const std::span<T> k_pe = Use(tmp.k_pe, n * rope);  // [n, rope]
   for (int64_t t = 0; t < n; ++t) {
     std::copy_n(kv.begin() + t * (r + rope), r, sv.latent.begin() + t * r);
     std::copy_n(kv.begin() + t * (r + rope) + r, rope, k_pe.begin() + t * rope);
   }
   sv.c.resize(n * r);
   sv.rstd_latent.resize(n);
-  RmsNormForward<T>(sv.c, sv.rstd_latent, C(sv.latent), C(p.kv_a_norm->value), n, r,
-                    c.rms_norm_eps);
+  RmsNormForward<T>(sv.c, sv.rstd_latent, C(sv.latent), C(p.kv_a_norm->value), n, r, c.rms_norm_eps,
+                    pool);
   RopeForward<T>(k_pe, rows.positions, n, 1, rope, 0, rope, inv_freq);
   sv.kv_b_out.resize(n * H * (nope + dv));
   Linear(sv.kv_b_out, C(sv.c), *p.kv_b, n, true);
@@ -73,7 +78,10 @@ void TrainModel<T>::State::AttentionForward(int64_t block, const RowInfo& rows) 
   sv.o.resize(n * H * dv);
   sv.lse.resize(n * H);
   const AttentionShape shape{rows.n_seqs, rows.seq_len, H, qk, dv, softmax_scale};
-  whale::AttentionForward<T>(sv.o, sv.lse, C(sv.q), C(sv.k), C(sv.v), rows.segments, shape, pool);
+  {
+    const OpTimer timer(profile, "attention core fwd");
+    whale::AttentionForward<T>(sv.o, sv.lse, C(sv.q), C(sv.k), C(sv.v), rows.segments, shape, pool);
+  }
   sv.x_mid.resize(n * d);
   Linear(sv.x_mid, C(sv.o), *p.o, n, true);
 }
@@ -88,28 +96,33 @@ void TrainModel<T>::State::AttentionBackward(int64_t block, const RowInfo& rows,
   MlaParams<T>& p = blocks[block].attn;
   BlockSaved<T>& sv = saved[block];
 
-  std::vector<T> d_o(n * H * dv);  // [n, H, v]
+  const std::span<T> d_o = Use(tmp.d_o, n * H * dv);  // [n, H, v]
   LinearBack(d_o, *p.o, dout, C(sv.o), n, false, true);
-  std::vector<T> dq(n * H * qk), dk(n * H * qk), dvv(n * H * dv);
+  const std::span<T> dq = Use(tmp.dq, n * H * qk), dk = Use(tmp.dk, n * H * qk),
+                     dvv = Use(tmp.dv, n * H * dv);
   const AttentionShape shape{rows.n_seqs, rows.seq_len, H, qk, dv, softmax_scale};
-  whale::AttentionBackward<T>(dq, dk, dvv, C(d_o), C(sv.q), C(sv.k), C(sv.v), C(sv.o), C(sv.lse),
-                              rows.segments, shape, pool);
+  {
+    const OpTimer timer(profile, "attention core bwd");
+    whale::AttentionBackward<T>(dq, dk, dvv, C(d_o), C(sv.q), C(sv.k), C(sv.v), C(sv.o), C(sv.lse),
+                                rows.segments, shape, pool);
+  }
 
   // Queries.
   RopeBackward<T>(dq, rows.positions, n, H, qk, nope, rope, inv_freq);
   if (qr > 0) {
-    std::vector<T> dq_low_n(n * qr), dq_low(n * qr);
+    const std::span<T> dq_low_n = Use(tmp.dq_low_n, n * qr), dq_low = Use(tmp.dq_low, n * qr);
     LinearBack(dq_low_n, *p.q_b, C(dq), C(sv.q_low_n), n, false, true);
     RmsNormBackward<T>(dq_low, std::span<T>(p.q_a_norm->grad), C(dq_low_n), C(sv.q_low),
-                       C(p.q_a_norm->value), C(sv.rstd_q), n, qr, false);
+                       C(p.q_a_norm->value), C(sv.rstd_q), n, qr, false, pool);
     LinearBack(da, *p.q_a, C(dq_low), C(sv.a), n, false, true);
   } else {
     LinearBack(da, *p.q, C(dq), C(sv.a), n, false, true);
   }
 
   // Keys and values: ∂kv_b_out from ∂k_nope and ∂v; ∂k_pe sums over the heads sharing it.
-  std::vector<T> dkv_b(n * H * (nope + dv));  // [n, H, nope + v]
-  std::vector<T> dkv(n * (r + rope));         // [n, r + rope]
+  const std::span<T> dkv_b = Use(tmp.dkv_b, n * H * (nope + dv));  // [n, H, nope + v]
+  const std::span<T> dkv = Use(tmp.dkv, n * (r + rope));           // [n, r + rope]
+  std::fill(dkv.begin(), dkv.end(), T(0));  // the heads' ∂k_pe add up in it
   for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < H; ++h) {
       T* dst = dkv_b.data() + (t * H + h) * (nope + dv);
@@ -120,10 +133,10 @@ void TrainModel<T>::State::AttentionBackward(int64_t block, const RowInfo& rows,
       for (int64_t i = 0; i < rope; ++i) dpe[i] += dkh[nope + i];
     }
   RopeBackward<T>(dkv, rows.positions, n, 1, r + rope, r, rope, inv_freq);
-  std::vector<T> dc(n * r), dlatent(n * r);
+  const std::span<T> dc = Use(tmp.dc, n * r), dlatent = Use(tmp.dlatent, n * r);
   LinearBack(dc, *p.kv_b, C(dkv_b), C(sv.c), n, false, true);
   RmsNormBackward<T>(dlatent, std::span<T>(p.kv_a_norm->grad), C(dc), C(sv.latent),
-                     C(p.kv_a_norm->value), C(sv.rstd_latent), n, r, false);
+                     C(p.kv_a_norm->value), C(sv.rstd_latent), n, r, false, pool);
   for (int64_t t = 0; t < n; ++t)
     std::copy_n(dlatent.begin() + t * r, r, dkv.begin() + t * (r + rope));
   LinearBack(da, *p.kv_a, C(dkv), C(sv.a), n, /*accumulate_dx=*/true, true);

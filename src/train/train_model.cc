@@ -34,6 +34,11 @@ std::span<const T> C(const std::vector<T>& v) {
 }
 
 template <typename T>
+std::span<const T> C(std::span<T> v) {
+  return v;
+}
+
+template <typename T>
 void Resize(std::vector<T>& v, int64_t n) {
   v.resize(static_cast<size_t>(n));
 }
@@ -137,9 +142,39 @@ const std::vector<int64_t>& TrainModel<T>::expert_load_layers() const {
 }
 
 template <typename T>
+void TrainModel<T>::set_profile(OpProfile* profile) {
+  state_->profile = profile;
+}
+
+namespace {
+
+// The op name of a linear layer in a profile: the parameter's name without the layer and expert
+// indices, so that "model.layers.3.mlp.experts.7.up_proj.weight" times as "mlp.experts.up_proj".
+std::string LinearKind(std::string_view prefix, const std::string& name) {
+  std::string kind = name;
+  if (kind.rfind("model.layers.", 0) == 0) {
+    const size_t dot = kind.find('.', 13);
+    kind = kind.substr(dot == std::string::npos ? 13 : dot + 1);
+  } else if (kind.rfind("model.", 0) == 0) {
+    kind = kind.substr(6);
+  }
+  const size_t experts = kind.find("experts.");
+  if (experts != std::string::npos) {
+    const size_t dot = kind.find('.', experts + 8);
+    if (dot != std::string::npos) kind.erase(experts + 7, dot - (experts + 7));
+  }
+  if (kind.size() > 7 && kind.compare(kind.size() - 7, 7, ".weight") == 0)
+    kind.resize(kind.size() - 7);
+  return std::string(prefix) + kind;
+}
+
+}  // namespace
+
+template <typename T>
 void TrainModel<T>::State::Linear(std::span<T> y, std::span<const T> x, const Parameter<T>& w,
                                   int64_t n, bool quantizable) {
   const int64_t out = w.shape[0], in = w.shape[1];
+  const OpTimer timer(profile, profile != nullptr ? LinearKind("linear fwd ", w.name) : "");
   if constexpr (std::is_same_v<T, float>) {
     if (quantizable && precision == Precision::kFP8) {
       whale::LinearForward(LinearPrecision::kFp8, y, x, C(w.value), n, in, out, workspace, pool);
@@ -156,12 +191,19 @@ void TrainModel<T>::State::LinearBack(std::span<T> dx, Parameter<T>& w, std::spa
   const int64_t out = w.shape[0], in = w.shape[1];
   if constexpr (std::is_same_v<T, float>) {
     if (quantizable && precision == Precision::kFP8) {
+      const OpTimer timer(profile, profile != nullptr ? LinearKind("linear bwd ", w.name) : "");
       whale::LinearBackward(LinearPrecision::kFp8, dx, std::span<T>(w.grad), dy, x, C(w.value), n,
                             in, out, accumulate_dx, workspace, pool);
       return;
     }
   }
-  LinearBackward<T>(dx, std::span<T>(w.grad), dy, x, C(w.value), n, in, out, accumulate_dx, pool);
+  {
+    const OpTimer timer(profile, profile != nullptr ? LinearKind("linear dx ", w.name) : "");
+    LinearBackward<T>(dx, std::span<T>(), dy, x, C(w.value), n, in, out, accumulate_dx, pool);
+  }
+  const OpTimer timer(profile, profile != nullptr ? LinearKind("linear dw ", w.name) : "");
+  LinearBackward<T>(std::span<T>(), std::span<T>(w.grad), dy, x, C(w.value), n, in, out,
+                    accumulate_dx, pool);
 }
 
 template <typename T>
@@ -173,13 +215,21 @@ void TrainModel<T>::State::BlockForward(int64_t block, const RowInfo& rows, std:
   sv.x_in.assign(x.begin(), x.end());
   Resize(sv.a, n * d);
   Resize(sv.rstd_a, n);
-  RmsNormForward<T>(sv.a, sv.rstd_a, C(sv.x_in), C(p.input_norm->value), n, d, c.rms_norm_eps);
+  {
+    const OpTimer timer(profile, "rmsnorm fwd");
+    RmsNormForward<T>(sv.a, sv.rstd_a, C(sv.x_in), C(p.input_norm->value), n, d, c.rms_norm_eps,
+                      pool);
+  }
   AttentionForward(block, rows);  // attention output into x (added below)
   // x_mid = x_in + attention(a): AttentionForward leaves the branch in sv.x_mid.
   for (int64_t i = 0; i < n * d; ++i) sv.x_mid[i] += sv.x_in[i];
   Resize(sv.b, n * d);
   Resize(sv.rstd_b, n);
-  RmsNormForward<T>(sv.b, sv.rstd_b, C(sv.x_mid), C(p.post_norm->value), n, d, c.rms_norm_eps);
+  {
+    const OpTimer timer(profile, "rmsnorm fwd");
+    RmsNormForward<T>(sv.b, sv.rstd_b, C(sv.x_mid), C(p.post_norm->value), n, d, c.rms_norm_eps,
+                      pool);
+  }
   if (p.is_moe) {
     MoeForward(block, rows, x);
   } else {
@@ -199,19 +249,25 @@ void TrainModel<T>::State::BlockBackward(int64_t block, const RowInfo& rows, std
   BlockParams<T>& p = blocks[block];
   BlockSaved<T>& sv = saved[block];
   // x_out = x_mid + FFN(b): ∂x_mid = ∂x_out + RmsNormᵀ(FFNᵀ(∂x_out)).
-  std::vector<T> db(n * d);  // [n, hidden]
+  const std::span<T> db = Use(tmp.db, n * d);  // [n, hidden]
   if (p.is_moe) {
-    MoeBackward(block, rows, C(std::vector<T>(dx.begin(), dx.end())), db, balance_scale);
+    MoeBackward(block, rows, std::span<const T>(dx.data(), dx.size()), db, balance_scale);
   } else {
     MlpBackward(p.dense, sv.dense, std::span<const T>(dx.data(), dx.size()), db, d);
   }
-  RmsNormBackward<T>(dx, std::span<T>(p.post_norm->grad), C(db), C(sv.x_mid), C(p.post_norm->value),
-                     C(sv.rstd_b), n, d, /*accumulate_dx=*/true);
+  {
+    const OpTimer timer(profile, "rmsnorm bwd");
+    RmsNormBackward<T>(dx, std::span<T>(p.post_norm->grad), C(db), C(sv.x_mid),
+                       C(p.post_norm->value), C(sv.rstd_b), n, d, /*accumulate_dx=*/true, pool);
+  }
   // x_mid = x_in + MLA(a): ∂x_in = ∂x_mid + RmsNormᵀ(MLAᵀ(∂x_mid)).
-  std::vector<T> da(n * d);  // [n, hidden]
+  const std::span<T> da = Use(tmp.da, n * d);  // [n, hidden]
   AttentionBackward(block, rows, std::span<const T>(dx.data(), dx.size()), da);
-  RmsNormBackward<T>(dx, std::span<T>(p.input_norm->grad), C(da), C(sv.x_in),
-                     C(p.input_norm->value), C(sv.rstd_a), n, d, /*accumulate_dx=*/true);
+  {
+    const OpTimer timer(profile, "rmsnorm bwd");
+    RmsNormBackward<T>(dx, std::span<T>(p.input_norm->grad), C(da), C(sv.x_in),
+                       C(p.input_norm->value), C(sv.rstd_a), n, d, /*accumulate_dx=*/true, pool);
+  }
 }
 
 template <typename T>
@@ -252,13 +308,14 @@ LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weight
   LossParts loss;
 
   // Main model: x = Emb(inputs); blocks; hn = RmsNorm(x); logits = hn · headᵀ.
-  std::vector<T> x(n * d);  // [n, hidden] the residual stream
+  const std::span<T> x = Use(s.tmp.x, n * d);  // [n, hidden] the residual stream
   EmbeddingForward<T>(x, batch.inputs, C(s.embed->value), V, d);
   for (int64_t l = 0; l < s.n_main_blocks; ++l) s.BlockForward(l, main_rows, x);
-  s.x_final = x;
+  s.x_final.assign(x.begin(), x.end());
   Resize(s.hn, n * d);
   Resize(s.rstd_final, n);
-  RmsNormForward<T>(s.hn, s.rstd_final, C(s.x_final), C(s.final_norm->value), n, d, c.rms_norm_eps);
+  RmsNormForward<T>(s.hn, s.rstd_final, C(s.x_final), C(s.final_norm->value), n, d, c.rms_norm_eps,
+                    s.pool);
   Resize(s.logits, n * V);
   s.Linear(s.logits, C(s.hn), *s.head, n, /*quantizable=*/false);
   const T scale = static_cast<T>(weights.main_logit_scale);
@@ -277,9 +334,13 @@ LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weight
     logit_weights(ce_logits, callback_weights);
     row_weights = callback_weights;
   }
-  std::vector<T> dlogits(backward ? n * V : 0);  // [n, vocab]
-  const CrossEntropyResult main =
-      CrossEntropy<T>(dlogits, ce_logits, batch.targets, n, V, grad_scale, s.pool, row_weights);
+  const std::span<T> dlogits = Use(s.tmp.dlogits, backward ? n * V : 0);  // [n, vocab]
+  CrossEntropyResult main;
+  {
+    const OpTimer timer(s.profile, "cross-entropy");
+    main =
+        CrossEntropy<T>(dlogits, ce_logits, batch.targets, n, V, grad_scale, s.pool, row_weights);
+  }
   if (scale != T{1})
     for (T& g : dlogits) g *= scale;  // ∂(z·scale)/∂z
   loss.main = main.loss;
@@ -291,7 +352,8 @@ LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weight
   // targets[i + 1].
   const bool has_mtp = c.num_nextn_predict_layers > 0 && L > 1 && weights.mtp_lambda != 0;
   const int64_t Lm = L - 1, nm = B * Lm;
-  std::vector<T> dhn(backward ? n * d : 0);  // [n, hidden] ∂/∂hn
+  const std::span<T> dhn = Use(s.tmp.dhn, backward ? n * d : 0);  // [n, hidden] ∂/∂hn
+  std::fill(dhn.begin(), dhn.end(), T(0));                        // the MTP path adds into it
   if (has_mtp) {
     Resize(s.mtp_inputs, nm);
     Resize(s.mtp_targets, nm);
@@ -314,51 +376,56 @@ LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weight
     Resize(s.mtp_hh, nm * d);
     Resize(s.mtp_rstd_h, nm);
     RmsNormForward<T>(s.mtp_en, s.mtp_rstd_e, C(s.mtp_e), C(s.mtp_enorm->value), nm, d,
-                      c.rms_norm_eps);
+                      c.rms_norm_eps, s.pool);
     RmsNormForward<T>(s.mtp_hh, s.mtp_rstd_h, C(s.mtp_h), C(s.mtp_hnorm->value), nm, d,
-                      c.rms_norm_eps);
+                      c.rms_norm_eps, s.pool);
     // u = [enorm(e) | hnorm(h)]: the embedding half first, as the inference module.
     Resize(s.mtp_u, nm * 2 * d);
     for (int64_t m = 0; m < nm; ++m) {
       std::copy_n(s.mtp_en.begin() + m * d, d, s.mtp_u.begin() + m * 2 * d);
       std::copy_n(s.mtp_hh.begin() + m * d, d, s.mtp_u.begin() + m * 2 * d + d);
     }
-    std::vector<T> xm(nm * d);  // [n', hidden]
+    const std::span<T> xm = Use(s.tmp.xm, nm * d);  // [n', hidden]
     s.Linear(xm, C(s.mtp_u), *s.mtp_eh_proj, nm, /*quantizable=*/true);
     const RowInfo mtp_rows{B, Lm, s.mtp_segments, s.mtp_positions};
     const int64_t mtp_block = s.n_main_blocks;
     s.BlockForward(mtp_block, mtp_rows, xm);
-    s.mtp_x_final = xm;
+    s.mtp_x_final.assign(xm.begin(), xm.end());
     Resize(s.mtp_hn, nm * d);
     Resize(s.mtp_rstd_final, nm);
     RmsNormForward<T>(s.mtp_hn, s.mtp_rstd_final, C(s.mtp_x_final), C(s.mtp_head_norm->value), nm,
-                      d, c.rms_norm_eps);
+                      d, c.rms_norm_eps, s.pool);
     Resize(s.mtp_logits, nm * V);
     s.Linear(s.mtp_logits, C(s.mtp_hn), *s.head, nm, /*quantizable=*/false);
-    std::vector<T> dmtp_logits(backward ? nm * V : 0);  // [n', vocab]
-    const CrossEntropyResult mtp = CrossEntropy<T>(dmtp_logits, C(s.mtp_logits), s.mtp_targets, nm,
-                                                   V, grad_scale * weights.mtp_lambda, s.pool);
+    const std::span<T> dmtp_logits = Use(s.tmp.dmtp_logits, backward ? nm * V : 0);  // [n', vocab]
+    CrossEntropyResult mtp;
+    {
+      const OpTimer timer(s.profile, "cross-entropy");
+      mtp = CrossEntropy<T>(dmtp_logits, C(s.mtp_logits), s.mtp_targets, nm, V,
+                            grad_scale * weights.mtp_lambda, s.pool);
+    }
     loss.mtp = weights.mtp_lambda * mtp.loss;
     loss.mtp_count = mtp.n_counted;
 
     if (backward) {
-      std::vector<T> dxm(nm * d);  // [n', hidden]
-      std::vector<T> dhn_m(nm * d);
+      const std::span<T> dxm = Use(s.tmp.dxm, nm * d);      // [n', hidden]
+      const std::span<T> dhn_m = Use(s.tmp.dhn_m, nm * d);  // [n', hidden]
       s.LinearBack(dhn_m, *s.head, C(dmtp_logits), C(s.mtp_hn), nm, false, false);
       RmsNormBackward<T>(dxm, std::span<T>(s.mtp_head_norm->grad), C(dhn_m), C(s.mtp_x_final),
-                         C(s.mtp_head_norm->value), C(s.mtp_rstd_final), nm, d, false);
+                         C(s.mtp_head_norm->value), C(s.mtp_rstd_final), nm, d, false, s.pool);
       s.BlockBackward(mtp_block, mtp_rows, dxm, 0.0);
-      std::vector<T> du(nm * 2 * d);  // [n', 2 * hidden]
+      const std::span<T> du = Use(s.tmp.du, nm * 2 * d);  // [n', 2 * hidden]
       s.LinearBack(du, *s.mtp_eh_proj, C(dxm), C(s.mtp_u), nm, false, true);
-      std::vector<T> den(nm * d), dhh(nm * d), de(nm * d), dh(nm * d);
+      const std::span<T> den = Use(s.tmp.den, nm * d), dhh = Use(s.tmp.dhh, nm * d),
+                         de = Use(s.tmp.de, nm * d), dh = Use(s.tmp.dh, nm * d);  // [n', hidden]
       for (int64_t m = 0; m < nm; ++m) {
         std::copy_n(du.begin() + m * 2 * d, d, den.begin() + m * d);
         std::copy_n(du.begin() + m * 2 * d + d, d, dhh.begin() + m * d);
       }
       RmsNormBackward<T>(de, std::span<T>(s.mtp_enorm->grad), C(den), C(s.mtp_e),
-                         C(s.mtp_enorm->value), C(s.mtp_rstd_e), nm, d, false);
+                         C(s.mtp_enorm->value), C(s.mtp_rstd_e), nm, d, false, s.pool);
       RmsNormBackward<T>(dh, std::span<T>(s.mtp_hnorm->grad), C(dhh), C(s.mtp_h),
-                         C(s.mtp_hnorm->value), C(s.mtp_rstd_h), nm, d, false);
+                         C(s.mtp_hnorm->value), C(s.mtp_rstd_h), nm, d, false, s.pool);
       EmbeddingBackward<T>(std::span<T>(s.embed->grad), C(de), s.mtp_inputs, V, d);
       for (int64_t b = 0; b < B; ++b)
         for (int64_t i = 0; i < Lm; ++i)
@@ -372,9 +439,9 @@ LossParts TrainModel<T>::Step(const TokenBatch& batch, const LossWeights& weight
 
   // Main backward: head, final norm, blocks in reverse, embedding.
   s.LinearBack(dhn, *s.head, C(dlogits), C(s.hn), n, /*accumulate_dx=*/true, false);
-  std::vector<T> dx(n * d);  // [n, hidden]
+  const std::span<T> dx = Use(s.tmp.dx, n * d);  // [n, hidden]
   RmsNormBackward<T>(dx, std::span<T>(s.final_norm->grad), C(dhn), C(s.x_final),
-                     C(s.final_norm->value), C(s.rstd_final), n, d, false);
+                     C(s.final_norm->value), C(s.rstd_final), n, d, false, s.pool);
   for (int64_t l = s.n_main_blocks - 1; l >= 0; --l) s.BlockBackward(l, main_rows, dx, grad_scale);
   EmbeddingBackward<T>(std::span<T>(s.embed->grad), C(dx), batch.inputs, V, d);
   return loss;

@@ -26,6 +26,7 @@
 #include "model/model.h"
 #include "train/data.h"
 #include "train/fp8_recipe.h"
+#include "train/ops_profile.h"
 #include "train/train_config.h"
 #include "train/train_parameters.h"
 #include "util/thread_pool.h"
@@ -78,6 +79,10 @@ class TrainModel {
   // the MTP layer when it has MoE; and those layers' indices in the checkpoint.
   const std::vector<std::vector<int64_t>>& expert_load() const;
   const std::vector<int64_t>& expert_load_layers() const;
+
+  // Times every later Step's ops into `profile` (see ops_profile.h); nullptr stops timing.
+  // profile must outlive its use.
+  void set_profile(OpProfile* profile);
 
  private:
   struct State;

@@ -77,6 +77,33 @@ struct BlockSaved {
   MlpSaved<T> shared;
 };
 
+// Temporaries of one Step kept across steps: a fresh zero-filled vector per op costs a page fault
+// per 4 KiB and a memset every step (the logits' gradient alone is [N, vocab]). They grow, never
+// shrink, and are not cleared: every user writes them with `=` or zeroes them first. Named by
+// who uses them, so that buffers alive at the same time are distinct.
+template <typename T>
+struct StepScratch {
+  std::vector<T> x, dx, dhn;                  // [n, hidden] Step: residual stream and its gradients
+  std::vector<T> dlogits, dmtp_logits;        // [n, vocab], [n', vocab]
+  std::vector<T> xm, dxm, dhn_m, du;          // MTP: [n', hidden] ×3, [n', 2 * hidden]
+  std::vector<T> den, dhh, de, dh;            // MTP: [n', hidden] each
+  std::vector<T> db, da;                      // BlockBackward: [n, hidden] each
+  std::vector<T> kv, k_pe;                    // MLA forward: [n, r + rope], [n, rope]
+  std::vector<T> d_o, dq, dk, dv;             // MLA backward: [n, H, v], [n, H, qk] ×2, [n, H, v]
+  std::vector<T> dq_low_n, dq_low;            // [n, q_lora] each
+  std::vector<T> dkv_b, dkv, dc, dlatent;     // [n, H, nope + v], [n, r + rope], [n, r] ×2
+  std::vector<T> dact, dgate, dup;            // MlpBackward: [m, inter] each
+  std::vector<T> dexp, dx_expert;             // MoeBackward per expert: [m, hidden] each
+  std::vector<T> dweights, dscores, drouter;  // [n, K], [n, E], [n, E]
+};
+
+// v's first `size` elements (v grows to hold them; see StepScratch).
+template <typename T>
+std::span<T> Use(std::vector<T>& v, int64_t size) {
+  if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
+  return std::span<T>(v.data(), static_cast<size_t>(size));
+}
+
 // What a block needs to know about the token rows it runs on.
 struct RowInfo {
   int64_t n_seqs = 0, seq_len = 0;
@@ -90,6 +117,7 @@ struct TrainModel<T>::State {
   ParameterSet<T>* params = nullptr;
   const ModelConfig* config = nullptr;
   ThreadPool* pool = nullptr;
+  OpProfile* profile = nullptr;  // optional per-op timing
   Precision precision = Precision::kF32;
   RouterParams router{};
   std::vector<float> inv_freq;  // [rope / 2]
@@ -106,6 +134,7 @@ struct TrainModel<T>::State {
 
   std::vector<BlockSaved<T>> saved;  // per block (main, then MTP)
   LinearWorkspace workspace;
+  StepScratch<T> tmp;
 
   // Main model.
   std::vector<int32_t> positions;          // [n]

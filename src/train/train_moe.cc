@@ -4,6 +4,7 @@
 
 #include "train/ops_linear.h"
 #include "train/ops_moe.h"
+#include "train/ops_parallel.h"
 #include "train/ops_swiglu.h"
 #include "train/train_model_state.h"
 
@@ -14,6 +15,15 @@ template <typename T>
 std::span<const T> C(const std::vector<T>& v) {
   return std::span<const T>(v);
 }
+
+template <typename T>
+std::span<const T> C(std::span<T> v) {
+  return v;
+}
+
+// Rows per parallel chunk of an expert's gather and scatter loops. An expert's rows are distinct
+// tokens (a token picks K different experts), so its rows can be split without write conflicts.
+constexpr int64_t kExpertRowGrain = 32;
 
 }  // namespace
 
@@ -26,7 +36,10 @@ void TrainModel<T>::State::MlpForward(const MlpParams<T>& p, MlpSaved<T>& s, int
   s.out.resize(m * hidden);
   Linear(s.gate, C(s.x), *p.gate, m, true);
   Linear(s.up, C(s.x), *p.up, m, true);
-  SwigluForward<T>(s.act, C(s.gate), C(s.up));
+  {
+    const OpTimer timer(profile, "swiglu fwd");
+    SwigluForward<T>(s.act, C(s.gate), C(s.up), pool);
+  }
   Linear(s.out, C(s.act), *p.down, m, true);
 }
 
@@ -34,9 +47,13 @@ template <typename T>
 void TrainModel<T>::State::MlpBackward(MlpParams<T>& p, MlpSaved<T>& s, std::span<const T> dout,
                                        std::span<T> dx, int64_t /*hidden*/) {
   const int64_t m = s.m, inter = p.inter;
-  std::vector<T> dact(m * inter), dgate(m * inter), dup(m * inter);  // [m, inter] each
+  const std::span<T> dact = Use(tmp.dact, m * inter), dgate = Use(tmp.dgate, m * inter),
+                     dup = Use(tmp.dup, m * inter);  // [m, inter] each
   LinearBack(dact, *p.down, dout, C(s.act), m, false, true);
-  SwigluBackward<T>(dgate, dup, C(dact), C(s.gate), C(s.up));
+  {
+    const OpTimer timer(profile, "swiglu bwd");
+    SwigluBackward<T>(dgate, dup, C(dact), C(s.gate), C(s.up), pool);
+  }
   LinearBack(dx, *p.gate, C(dgate), C(s.x), m, false, true);
   LinearBack(dx, *p.up, C(dup), C(s.x), m, true, true);
 }
@@ -86,16 +103,20 @@ void TrainModel<T>::State::MoeForward(int64_t block, const RowInfo& rows, std::s
     s.m = sv.expert_offsets[e + 1] - first;
     if (s.m == 0) continue;
     s.x.resize(s.m * d);
-    for (int64_t i = 0; i < s.m; ++i)
-      std::copy_n(sv.b.begin() + (sv.expert_slots[first + i] / K) * d, d, s.x.begin() + i * d);
+    ParallelRows(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        std::copy_n(sv.b.begin() + (sv.expert_slots[first + i] / K) * d, d, s.x.begin() + i * d);
+    });
     MlpForward(p.experts[e], s, d);
-    for (int64_t i = 0; i < s.m; ++i) {
-      const int32_t slot = sv.expert_slots[first + i];
-      const T w = sv.expert_weights[slot];
-      T* dst = out.data() + (slot / K) * d;
-      const T* src = s.out.data() + i * d;
-      for (int64_t j = 0; j < d; ++j) dst[j] += w * src[j];
-    }
+    ParallelRows(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int32_t slot = sv.expert_slots[first + i];
+        const T w = sv.expert_weights[slot];
+        T* dst = out.data() + (slot / K) * d;
+        const T* src = s.out.data() + i * d;
+        for (int64_t j = 0; j < d; ++j) dst[j] += w * src[j];
+      }
+    });
   }
   if (p.has_shared) {
     sv.shared.m = n;
@@ -119,37 +140,43 @@ void TrainModel<T>::State::MoeBackward(int64_t block, const RowInfo& rows, std::
   } else {
     std::fill(db.begin(), db.end(), T(0));
   }
-  std::vector<T> dweights(n * K, T(0));  // [n, K]
+  const std::span<T> dweights = Use(tmp.dweights, n * K);  // [n, K]
+  std::fill(dweights.begin(), dweights.end(), T(0));
   for (int64_t e = 0; e < E; ++e) {
     MlpSaved<T>& s = sv.routed[e];
     const int64_t first = sv.expert_offsets[e];
     if (s.m == 0) continue;
-    std::vector<T> dexp(s.m * d), dx(s.m * d);  // [m, hidden] each
-    for (int64_t i = 0; i < s.m; ++i) {
-      const int32_t slot = sv.expert_slots[first + i];
-      const T* g = dout.data() + (slot / K) * d;
-      const T* y = s.out.data() + i * d;
-      const T w = sv.expert_weights[slot];
-      T dot = 0;
-      for (int64_t j = 0; j < d; ++j) {
-        dot += g[j] * y[j];
-        dexp[i * d + j] = w * g[j];
+    const std::span<T> dexp = Use(tmp.dexp, s.m * d), dx = Use(tmp.dx_expert, s.m * d);
+    ParallelRows(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int32_t slot = sv.expert_slots[first + i];
+        const T* g = dout.data() + (slot / K) * d;
+        const T* y = s.out.data() + i * d;
+        const T w = sv.expert_weights[slot];
+        T dot = 0;
+        for (int64_t j = 0; j < d; ++j) {
+          dot += g[j] * y[j];
+          dexp[i * d + j] = w * g[j];
+        }
+        dweights[slot] = dot;
       }
-      dweights[slot] = dot;
-    }
+    });
     MlpBackward(p.experts[e], s, C(dexp), dx, d);
-    for (int64_t i = 0; i < s.m; ++i) {
-      T* dst = db.data() + (sv.expert_slots[first + i] / K) * d;
-      for (int64_t j = 0; j < d; ++j) dst[j] += dx[i * d + j];
-    }
+    ParallelRows(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        T* dst = db.data() + (sv.expert_slots[first + i] / K) * d;
+        for (int64_t j = 0; j < d; ++j) dst[j] += dx[i * d + j];
+      }
+    });
   }
-  std::vector<T> dscores;
+  std::span<T> dscores;  // [n, E] or empty
   if (block < n_main_blocks && balance_alpha > 0 && balance_scale != 0) {
-    dscores.assign(n * E, T(0));
+    dscores = Use(tmp.dscores, n * E);
+    std::fill(dscores.begin(), dscores.end(), T(0));
     BalanceLossBackward<T>(dscores, static_cast<T>(balance_scale), C(sv.scores), sv.expert_ids,
                            rows.n_seqs, rows.seq_len, E, K, balance_alpha);
   }
-  std::vector<T> dlogits(n * E);  // [n, E]
+  const std::span<T> dlogits = Use(tmp.drouter, n * E);  // [n, E]
   RouterBackward<T>(dlogits, C(dweights), C(dscores), C(sv.scores), sv.expert_ids, router, n);
   LinearBack(db, *p.router, C(dlogits), C(sv.b), n, /*accumulate_dx=*/true, false);
 }

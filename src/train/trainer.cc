@@ -45,7 +45,10 @@ nlohmann::json Trainer::Step() {
   LossWeights weights;
   weights.mtp_lambda = MtpLambda(config_.loss, step_, config_.steps);
   weights.balance_alpha = config_.loss.balance_alpha;
-  params_.ZeroGrad();
+  {
+    const OpTimer timer(profile_, "zero grad");
+    params_.ZeroGrad();
+  }
   LossParts sum;
   std::vector<std::vector<int64_t>> load;
   for (int64_t m = 0; m < micro; ++m) {
@@ -66,7 +69,11 @@ nlohmann::json Trainer::Step() {
     }
   }
   const double lr = LearningRate(config_.schedule, step_, config_.steps);
-  const double grad_norm = optimizer_.Step(params_, lr, &pool_);
+  double grad_norm = 0;
+  {
+    const OpTimer timer(profile_, "optimizer");
+    grad_norm = optimizer_.Step(params_, lr, &pool_);
+  }
 
   // Aux-loss-free balancing: b_i += γ · sign(mean load − load_i), per MoE layer with a bias.
   const double gamma = BiasGamma(config_.loss, step_, config_.steps);
@@ -101,6 +108,11 @@ nlohmann::json Trainer::Step() {
       {"expert_load", load},
       {"expert_load_layers", layers}};
   return row;
+}
+
+void Trainer::set_profile(OpProfile* profile) {
+  profile_ = profile;
+  model_->set_profile(profile);
 }
 
 void Trainer::SaveCheckpoint() {

@@ -51,6 +51,10 @@ class Trainer {
   const ParameterSet<float>& params() const { return params_; }
   TrainModel<float>& model() { return *model_; }
 
+  // Times every later Step's ops, the optimizer included, into `profile` (ops_profile.h);
+  // nullptr stops timing.
+  void set_profile(OpProfile* profile);
+
  private:
   TrainConfig config_;
   ParameterSet<float>& params_;
@@ -65,6 +69,7 @@ class Trainer {
   double elapsed_before_ = 0;  // seconds trained before a resume
   std::chrono::steady_clock::time_point start_;
   std::unique_ptr<MetricsWriter> metrics_;
+  OpProfile* profile_ = nullptr;
 };
 
 }  // namespace whale

@@ -95,6 +95,26 @@ TEST(Gemm, ResultDoesNotDependOnThreadCount) {
   EXPECT_EQ(one, three);
 }
 
+// A weight-gradient product (dW += dyᵀ·x, inner dimension = tokens) whose c is smaller than one
+// 128 × 256 tile: on several threads it is split into smaller tiles (down to the minimum, for 5
+// threads), which must not change a single bit, and stays within the reference's bound.
+TEST(Gemm, SmallOutputSplitAcrossThreadsKeepsEveryBit) {
+  std::mt19937 rng(5);
+  const int64_t m = 80, n = 136, k = 2 * kGemmKBlock + 3;
+  const std::vector<float> a = Random(k * m, rng), b = Random(k * n, rng);
+  const std::vector<float> start = Random(m * n, rng);
+  std::vector<float> one = start;
+  Gemm(one, a, b, m, n, k, Trans::kYes, Trans::kNo, true, nullptr);
+  for (int threads : {2, 3, 5}) {
+    ThreadPool pool(threads);
+    std::vector<float> c = start;
+    Gemm(c, a, b, m, n, k, Trans::kYes, Trans::kNo, true, &pool);
+    EXPECT_EQ(c, one) << threads << " threads";
+  }
+  ThreadPool pool(3);
+  CheckGemm(m, n, k, Trans::kYes, Trans::kNo, true, &pool, rng);
+}
+
 TEST(Gemm, EmptyInnerDimensionZeroesOrKeeps) {
   std::vector<float> c = {1, 2, 3, 4, 5, 6};
   Gemm(c, {}, {}, 2, 3, 0, Trans::kNo, Trans::kNo, true, nullptr);

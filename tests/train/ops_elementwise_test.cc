@@ -14,6 +14,7 @@
 #include "train/ops_rope.h"
 #include "train/ops_swiglu.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace whale {
 namespace {
@@ -158,6 +159,32 @@ TEST(OpsSwiglu, FloatForwardIsTheInferenceKernelAndBackwardMatchesDouble) {
   }
   std::vector<float> short_out(n - 1);
   EXPECT_THROW(SwigluForward<float>(short_out, g, u), Error);
+}
+
+// Row-parallel norms and SwiGLU: the same bits on 1 and 3 threads, over sizes that leave a
+// partial last chunk (RMSNorm's dweight is summed per 64 rows, then in chunk order).
+TEST(OpsThreads, NormAndSwigluDoNotDependOnThreadCount) {
+  std::mt19937 rng(12);
+  const int64_t n = 203, dim = 33, elements = 40001;
+  const auto floats = [&](int64_t count) {
+    const std::vector<double> d = RandomDoubles(count, rng);
+    return std::vector<float>(d.begin(), d.end());
+  };
+  const std::vector<float> x = floats(n * dim), w = floats(dim), dy = floats(n * dim);
+  const std::vector<float> g = floats(elements), u = floats(elements), d = floats(elements);
+  ThreadPool three(3);
+  std::vector<std::vector<float>> results[2];
+  for (int run = 0; run < 2; ++run) {
+    ThreadPool* pool = run == 0 ? nullptr : &three;
+    std::vector<float> y(n * dim), rstd(n), dx(n * dim, 0.5f), dw(dim, 0.25f);
+    RmsNormForward<float>(y, rstd, x, w, n, dim, 1e-6, pool);
+    RmsNormBackward<float>(dx, dw, dy, x, w, rstd, n, dim, true, pool);
+    std::vector<float> out(elements), dg(elements), du(elements);
+    SwigluForward<float>(out, g, u, pool);
+    SwigluBackward<float>(dg, du, d, g, u, pool);
+    results[run] = {y, rstd, dx, dw, out, dg, du};
+  }
+  for (size_t i = 0; i < results[0].size(); ++i) EXPECT_EQ(results[0][i], results[1][i]) << i;
 }
 
 }  // namespace

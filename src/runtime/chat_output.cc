@@ -6,14 +6,8 @@
 namespace whale {
 namespace {
 
+using namespace tool_syntax;
 constexpr std::string_view kThinkOpen = "<think>";
-constexpr std::string_view kThinkClose = "</think>";
-constexpr std::string_view kCallsBegin = "<｜tool▁calls▁begin｜>";
-constexpr std::string_view kCallsEnd = "<｜tool▁calls▁end｜>";
-constexpr std::string_view kCallBegin = "<｜tool▁call▁begin｜>";
-constexpr std::string_view kCallEnd = "<｜tool▁call▁end｜>";
-constexpr std::string_view kSep = "<｜tool▁sep｜>";
-constexpr std::string_view kFenceOpen = "```json\n";
 // The closing fence and the end of the call, as one marker, so the fence never reaches the
 // arguments; a call without the fence ends at kCallEnd alone.
 constexpr std::string_view kFenceCallEnd = "\n```<｜tool▁call▁end｜>";

@@ -20,6 +20,18 @@
 
 namespace whale {
 
+// DeepSeek V3/R1 tool-call markers (spec 6.1), shared by the parser and the forced-call grammar.
+namespace tool_syntax {
+inline constexpr std::string_view kCallsBegin = "<｜tool▁calls▁begin｜>";
+inline constexpr std::string_view kCallsEnd = "<｜tool▁calls▁end｜>";
+inline constexpr std::string_view kCallBegin = "<｜tool▁call▁begin｜>";
+inline constexpr std::string_view kCallEnd = "<｜tool▁call▁end｜>";
+inline constexpr std::string_view kSep = "<｜tool▁sep｜>";
+inline constexpr std::string_view kFenceOpen = "```json\n";
+inline constexpr std::string_view kFenceClose = "\n```";
+inline constexpr std::string_view kThinkClose = "</think>";
+}  // namespace tool_syntax
+
 // One piece of a tool call: the first piece of a call carries its id and name, later ones only
 // argument text. The concatenated `arguments` of an index are the call's JSON arguments.
 struct ToolCallDelta {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 
 #include "util/error.h"
 
@@ -33,6 +34,8 @@ struct Scheduler::Request {
   RequestOptions options;
   TokenCallback on_token;
   DoneCallback on_done;
+  StepCallback on_step;
+  int64_t last_step = -1;  // the step in which on_step is due (scheduler thread only)
   std::shared_ptr<RequestHandle> handle;
   RequestResult result;
   int live = 0;                 // choices not finished yet
@@ -46,6 +49,7 @@ struct Scheduler::Sequence {
   std::vector<int32_t> tokens;  // prompt + generated; the KV holds all but the last sampled one
   bool prefilling = true;
   std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<TokenConstraint> constraint;  // forced tool call
   bool finished = false;
 };
 
@@ -61,6 +65,15 @@ namespace {
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// CPU time of the calling thread: the sampling and callback counters measure the scheduler
+// thread's own work, which wall time overstates on a busy machine (any preemption inside the
+// interval counts); Forward runs on the pool's threads too, so it is timed on the wall clock.
+double ThreadCpuNow() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
 }  // namespace
@@ -84,6 +97,7 @@ Scheduler::Scheduler(Model& model, const SchedulerOptions& options)
   logits_.resize(max_batch_tokens_ * vocab_);
   row_.resize(vocab_);
   logprobs_.resize(vocab_);
+  masked_.resize(vocab_);
   stats_.free_caches = static_cast<int64_t>(slots_.size());
   thread_ = std::thread([this] { Loop(); });
 }
@@ -98,7 +112,7 @@ Scheduler::~Scheduler() {
 }
 
 std::shared_ptr<RequestHandle> Scheduler::Submit(RequestOptions request, TokenCallback on_token,
-                                                 DoneCallback on_done) {
+                                                 DoneCallback on_done, StepCallback on_step) {
   if (request.prompt.empty()) Fail("the prompt is empty");
   for (int32_t t : request.prompt)
     if (t < 0 || t >= vocab_)
@@ -113,10 +127,19 @@ std::shared_ptr<RequestHandle> Scheduler::Submit(RequestOptions request, TokenCa
   if (request.top_logprobs < -1 || request.top_logprobs > 20)
     Fail("top_logprobs = ", request.top_logprobs, " must be in [0, 20]");
   request.sampling.Validate();
+  if (request.tool_call) {
+    if (request.tool_call->vocab->size() > vocab_)
+      Fail("the tokenizer's ", request.tool_call->vocab->size(),
+           " tokens exceed the model's vocabulary of ", vocab_);
+    if (request.max_tokens < request.tool_call->MinTokens())
+      Fail("max_tokens = ", request.max_tokens, " cannot hold a forced tool call, which takes ",
+           "at least ", request.tool_call->MinTokens(), " tokens");
+  }
   auto r = std::make_shared<Request>();
   r->options = std::move(request);
   r->on_token = std::move(on_token);
   r->on_done = std::move(on_done);
+  r->on_step = std::move(on_step);
   r->handle = std::make_shared<RequestHandle>();
   r->result.prompt_tokens = prompt;
   r->result.choices.resize(r->options.n);
@@ -236,6 +259,10 @@ void Scheduler::Admit() {
 void Scheduler::SampleChoice(Sequence& seq, const float* logits) {
   Request& r = *seq.request;
   const RequestOptions& o = r.options;
+  if (r.on_step && r.last_step != step_index_) {
+    r.last_step = step_index_;
+    stepped_.push_back(seq.request);
+  }
   std::copy(logits, logits + vocab_, row_.begin());
   TokenEvent event;
   event.choice = seq.choice;
@@ -260,7 +287,18 @@ void Scheduler::SampleChoice(Sequence& seq, const float* logits) {
       event.top.emplace_back(arg, logprobs_[arg]);
     }
   }
-  const int32_t token = seq.sampler->Sample(row_, generated);
+  int32_t token;
+  if (seq.constraint) {
+    std::copy(row_.begin(), row_.end(), masked_.begin());  // Sample() penalizes row_ in place
+    token = seq.sampler->Sample(row_, generated);
+    if (!seq.constraint->Allows(token)) {
+      seq.constraint->Mask(masked_);
+      token = seq.sampler->Sample(masked_, generated);
+    }
+    seq.constraint->Accept(token);
+  } else {
+    token = seq.sampler->Sample(row_, generated);
+  }
   if (o.top_logprobs >= 0) event.logprob = logprobs_[token];
   event.token = token;
   seq.tokens.push_back(token);
@@ -271,12 +309,21 @@ void Scheduler::SampleChoice(Sequence& seq, const float* logits) {
   const int64_t n_generated = static_cast<int64_t>(seq.tokens.size()) - prompt;
   if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), token) != o.stop_tokens.end()) {
     FinishChoice(seq, StopReason::kStopToken);
-  } else if (r.on_token && !r.on_token(event)) {
+  } else if (r.on_token && !TimedCallback(r, event)) {
     FinishChoice(seq, StopReason::kCallback);
+  } else if (seq.constraint && seq.constraint->done()) {
+    FinishChoice(seq, StopReason::kStopToken);
   } else if (n_generated >= o.max_tokens ||
              static_cast<int64_t>(seq.tokens.size()) > options_.context) {
     FinishChoice(seq, StopReason::kLength);
   }
+}
+
+bool Scheduler::TimedCallback(Request& r, const TokenEvent& event) {
+  const double start = ThreadCpuNow();
+  const bool more = r.on_token(event);
+  step_callback_seconds_ += ThreadCpuNow() - start;
+  return more;
 }
 
 bool Scheduler::Step() {
@@ -323,6 +370,8 @@ bool Scheduler::Step() {
     return true;
   }
   const double seconds = Now() - start;
+  const double cpu_start = ThreadCpuNow();
+  step_callback_seconds_ = 0;
   int64_t generated_before;
   {
     std::lock_guard lock(mutex_);
@@ -337,6 +386,12 @@ bool Scheduler::Step() {
       Request& r = *seq.request;
       SamplerConfig config = r.options.sampling;
       seq.sampler = std::make_unique<Sampler>(config);
+      // Submit() checked that max_tokens fits the context and holds a forced call.
+      auto constraint = [&]() -> std::unique_ptr<TokenConstraint> {
+        if (!r.options.tool_call) return nullptr;
+        return std::make_unique<TokenConstraint>(r.options.tool_call, r.options.max_tokens);
+      };
+      seq.constraint = constraint();
       // Fork the other choices off the prefilled prompt.
       std::vector<Sequence*> forks;
       for (int i = 1; i < r.options.n; ++i) {
@@ -348,6 +403,7 @@ bool Scheduler::Step() {
         fork->prefilling = false;
         config.seed = r.options.sampling.seed + static_cast<uint64_t>(i);
         fork->sampler = std::make_unique<Sampler>(config);
+        fork->constraint = constraint();
         slots_[fork->slot].cache.CopyPrefixFrom(slots_[seq.slot].cache,
                                                 slots_[seq.slot].cache.length());
         forks.push_back(fork.get());
@@ -360,11 +416,18 @@ bool Scheduler::Step() {
       SampleChoice(seq, row);
     }
   }
+  const double wake_start = ThreadCpuNow();
+  for (const auto& r : stepped_) r->on_step();
+  stepped_.clear();
+  step_callback_seconds_ += ThreadCpuNow() - wake_start;
+  ++step_index_;
   std::erase_if(running_, [](const auto& s) { return s->finished; });
   const double now = Now();
   std::lock_guard lock(mutex_);
   ++stats_.steps_total;
   stats_.busy_seconds += seconds;
+  stats_.callback_seconds += step_callback_seconds_;
+  stats_.sample_seconds += ThreadCpuNow() - cpu_start - step_callback_seconds_;
   stats_.last_batch_tokens = batch_tokens;
   stats_.last_batch_sequences = static_cast<int64_t>(batch.size());
   (void)decode_sequences;

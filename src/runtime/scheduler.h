@@ -9,6 +9,12 @@
 // with a cached entry copies those rows and prefills only the rest. A cache comes from the free
 // list, or else from the least recently used entry, so nothing grows.
 //
+// A forced tool call (RequestOptions::tool_call) samples as usual, then checks the token against
+// the choice's TokenConstraint; only when it is not allowed are the disallowed logits masked and
+// the token drawn again from the same row. For greedy and plain temperature sampling this is
+// exactly sampling from the masked distribution (rejection); with top-k / top-p / min-p the
+// filters of the second draw see the masked row, of the first the unmasked one.
+//
 // n > 1: the prompt is prefilled once, then copied into n - 1 more caches (forked) and every choice
 // samples on its own with seed + index. Callbacks run on the scheduler's thread and must be quick.
 #pragma once
@@ -26,6 +32,7 @@
 
 #include "model/model.h"
 #include "model/sampler.h"
+#include "runtime/token_constraint.h"
 #include "util/error.h"
 
 namespace whale {
@@ -50,6 +57,9 @@ struct RequestOptions {
   std::vector<int32_t> stop_tokens;  // end a choice; not passed to on_token
   SamplerConfig sampling;            // choice i uses seed + i
   int top_logprobs = -1;             // -1: no logprobs; 0..20: logprob plus that many alternatives
+  // Forces every choice to be one tool call (tool_choice required / named); the choice ends with
+  // StopReason::kStopToken when the call is complete.
+  std::shared_ptr<const ToolCallGrammar> tool_call;
 };
 
 enum class StopReason { kStopToken, kLength, kCallback, kCancelled, kError };
@@ -108,7 +118,11 @@ struct SchedulerStats {
   int64_t last_batch_sequences = 0;
   int64_t free_caches = 0;  // caches neither running nor in the prefix cache
   int64_t cached_entries = 0;
+  // Where the scheduler thread's time goes (the decode-step profile): Forward, then sampling
+  // (constraints included) and the callbacks (the server's detokenizing, parsing and JSON).
   double busy_seconds = 0;       // time spent in Forward
+  double sample_seconds = 0;     // sampling, logprobs and forced-call masks, callbacks excluded
+  double callback_seconds = 0;   // on_token callbacks
   double tokens_per_second = 0;  // generated tokens per second over the last few seconds
 };
 
@@ -117,6 +131,10 @@ class Scheduler {
   // on_token(event) -> false ends that choice (StopReason::kCallback).
   using TokenCallback = std::function<bool(const TokenEvent&)>;
   using DoneCallback = std::function<void(const RequestResult&)>;
+  // on_step() runs once per step in which the request got tokens, after all of that step's
+  // on_token calls: a consumer woken here sees the whole step's output at once (one wakeup per
+  // request and step instead of one per token, and none while the step still samples).
+  using StepCallback = std::function<void()>;
 
   Scheduler(Model& model, const SchedulerOptions& options);
   ~Scheduler();  // cancels what is left and joins the thread
@@ -126,7 +144,7 @@ class Scheduler {
   // Throws Error for a request that can never run: empty prompt, prompt + max_tokens over the
   // context, n outside [1, parallel], bad sampling settings; QueueFullError on a full queue.
   std::shared_ptr<RequestHandle> Submit(RequestOptions request, TokenCallback on_token = {},
-                                        DoneCallback on_done = {});
+                                        DoneCallback on_done = {}, StepCallback on_step = {});
 
   SchedulerStats stats() const;
   const SchedulerOptions& options() const { return options_; }
@@ -145,8 +163,9 @@ class Scheduler {
   void ReleaseSequence(Sequence& seq);
   void CompleteRequest(Request& request);
   void SampleChoice(Sequence& seq, const float* logits);
-  int64_t RunningSequences() const;  // choices holding a KV cache
-  void UpdateGauges();               // running, free and cached counts; mutex_ held
+  bool TimedCallback(Request& r, const TokenEvent& event);  // on_token, timed
+  int64_t RunningSequences() const;                         // choices holding a KV cache
+  void UpdateGauges();  // running, free and cached counts; mutex_ held
 
   Model& model_;
   SchedulerOptions options_;
@@ -158,7 +177,11 @@ class Scheduler {
   std::vector<float> logits_;    // [max_batch_tokens, vocab]
   std::vector<float> row_;       // [vocab] one choice's copy of a logits row
   std::vector<float> logprobs_;  // [vocab]
+  std::vector<float> masked_;    // [vocab] a constrained choice's row before sampling
   int64_t lru_clock_ = 0;
+  double step_callback_seconds_ = 0;               // on_token time within the current step
+  int64_t step_index_ = 0;                         // steps that sampled, for on_step
+  std::vector<std::shared_ptr<Request>> stepped_;  // requests with tokens in this step
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

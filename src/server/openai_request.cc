@@ -353,6 +353,7 @@ void ParseTools(const Json& root, ApiRequest& r, const RequestLimits& limits) {
     }
     r.tools = *tools;
     r.tool_choice = "auto";
+    r.tool_names = names;
   }
   if (const Json* choice = Field(root, "tool_choice")) {
     std::string value;
@@ -373,15 +374,12 @@ void ParseTools(const Json& root, ApiRequest& r, const RequestLimits& limits) {
         throw ApiError::InvalidValue(
             "tool_choice",
             "tool_choice names '" + name->get<std::string>() + "', which is not in tools");
+      r.tool_choice_name = name->get<std::string>();
     } else {
       BadType("tool_choice", *choice, "a string or an object");
     }
     if (value != "none" && names.empty())
       throw ApiError::InvalidValue("tool_choice", "tool_choice needs tools");
-    if (value == "required" || value == "function")
-      throw ApiError::InvalidValue("tool_choice",
-                                   "this server cannot force tool calls (constrained decoding is "
-                                   "not implemented); use tool_choice auto");
     r.tool_choice = value;
   }
   r.parallel_tool_calls = GetBool(root, "parallel_tool_calls").value_or(true);

@@ -31,7 +31,11 @@ struct ApiRequest {
   nlohmann::ordered_json messages;
   nlohmann::ordered_json tools = nullptr;
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
-  std::string tool_choice = "none";  // "none" or "auto"
+  // "none", "auto", "required" (a call of one of the tools is forced) or "function" (a call of
+  // tool_choice_name is forced).
+  std::string tool_choice = "none";
+  std::string tool_choice_name;
+  std::vector<std::string> tool_names;  // of `tools`, in order
   bool parallel_tool_calls = true;
   // Completions: a text prompt, or token ids.
   std::string prompt;

@@ -15,6 +15,7 @@
 
 #include "runtime/chat_output.h"
 #include "server/api_error.h"
+#include "server/client_socket.h"
 #include "server/openai_request.h"
 #include "util/error.h"
 
@@ -79,13 +80,15 @@ struct Exchange {
   ApiRequest request;
   std::string id;
   int64_t created = 0;
-  std::string echo_text;  // completions with echo
+  std::string echo_text;   // completions with echo
+  std::string chunk_head;  // chat streams: 'data: {"id":...,"model":...,"choices":[' of every chunk
   std::vector<Choice> choices;
   std::shared_ptr<RequestHandle> handle;
   double deadline = 0;
 
   std::mutex mutex;
   std::condition_variable cv;
+  std::string staged;              // frames made but not handed to the writer yet
   std::deque<std::string> events;  // SSE frames not yet written
   bool done = false;
   bool timed_out = false;
@@ -93,10 +96,21 @@ struct Exchange {
   Json response;                  // non-streaming result
   std::optional<ApiError> error;  // generation failed
 
-  void Push(std::string frame) {
+  // Queues a frame; the writer wakes at the end of the scheduler's step (Scheduler's on_step),
+  // when the request finishes, or at its keep-alive timeout, so a step with many streams wakes
+  // each writer once instead of once per token and frame.
+  // Frames are staged without a lock by the thread that makes them (the scheduler's, or the
+  // handler's before Submit) and handed over under the lock once per step.
+  void Push(std::string frame) { staged += frame; }
+  void HandOver() {  // mutex held
+    if (!staged.empty()) events.push_back(std::move(staged));
+    staged.clear();
+  }
+  void Wake() {
+    if (staged.empty()) return;
     {
       std::lock_guard lock(mutex);
-      events.push_back(std::move(frame));
+      HandOver();
     }
     cv.notify_all();
   }
@@ -118,6 +132,8 @@ struct Server::Impl {
   std::mutex metrics_mutex;
   std::map<std::string, int64_t> requests_by_route;  // "route status" -> count
   std::atomic<int64_t> streams_open{0};
+  std::atomic<int64_t> non_streaming_abandoned{0};  // clients gone before a non-streaming answer
+  std::shared_ptr<const VocabBytes> vocab_bytes;    // for forced tool calls; null: not byte-level
 
   Impl(Scheduler& s, const Tokenizer& t, const ChatTemplate& c, std::vector<int32_t> stops,
        ServerOptions o)
@@ -129,6 +145,7 @@ struct Server::Impl {
     limits.max_n = scheduler.options().parallel;
     limits.vocab_size = scheduler.vocab_size();
     model_created = static_cast<int64_t>(std::time(nullptr));
+    if (tokenizer.has_byte_level_decoder()) vocab_bytes = std::make_shared<VocabBytes>(tokenizer);
     Routes();
   }
 
@@ -206,6 +223,29 @@ struct Server::Impl {
     return j;
   }
 
+  // The chunk of one text delta, the per-token case, built without a JSON tree: the constant
+  // head is made once per exchange and only the text is escaped here. The same bytes as
+  // ChatChunk(ex, index, {{key, text}, {other, null}}, null, null).
+  std::string TextChunk(Exchange& ex, int index, const char* key, const std::string& text,
+                        const char* other) const {
+    if (ex.chunk_head.empty()) {
+      std::string head = Frame(ChunkBase(ex));  // data: {...}\n\n
+      head.resize(head.size() - 3);             // drop "}\n\n"
+      ex.chunk_head = head + ",\"choices\":[";
+    }
+    std::string frame = ex.chunk_head;
+    frame += "{\"index\":";
+    frame += std::to_string(index);
+    frame += ",\"delta\":{\"";
+    frame += key;
+    frame += "\":";
+    frame += Dump(Json(text));
+    frame += ",\"";
+    frame += other;
+    frame += "\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+    return frame;
+  }
+
   // Streams one delta: reasoning, content and tool calls as separate chunks, in that order.
   void StreamDelta(Exchange& ex, int index, const ChatDelta& d, const Json& logprobs) const {
     if (!ex.request.stream) return;
@@ -221,9 +261,10 @@ struct Server::Impl {
     }
     bool logprobs_sent = logprobs.is_null();
     if (!d.reasoning.empty())
-      ex.Push(ChatChunk(ex, index, {{"reasoning_content", d.reasoning}, {"content", nullptr}},
-                        nullptr, nullptr));
-    if (!d.content.empty() || !logprobs_sent) {
+      ex.Push(TextChunk(ex, index, "reasoning_content", d.reasoning, "content"));
+    if (!d.content.empty() && logprobs_sent) {
+      ex.Push(TextChunk(ex, index, "content", d.content, "reasoning_content"));
+    } else if (!d.content.empty() || !logprobs_sent) {
       ex.Push(ChatChunk(ex, index, {{"content", d.content}, {"reasoning_content", nullptr}},
                         logprobs_sent ? Json(nullptr) : logprobs, nullptr));
       logprobs_sent = true;
@@ -369,6 +410,7 @@ struct Server::Impl {
                         {"prompt_cache_hit_tokens", result.cached_tokens},
                         {"prompt_cache_miss_tokens", result.prompt_tokens - result.cached_tokens}};
     std::lock_guard lock(ex.mutex);
+    ex.HandOver();
     if (cancelled && (ex.timed_out || !result.error.empty() || stopping)) {
       ex.error =
           ex.timed_out
@@ -399,8 +441,8 @@ struct Server::Impl {
   }
 
   // Validates the token budget, submits, and answers (streaming or not).
-  void Generate(httplib::Response& res, ApiRequest request, std::vector<int32_t> prompt,
-                bool start_in_reasoning) {
+  void Generate(const httplib::Request& req, httplib::Response& res, ApiRequest request,
+                std::vector<int32_t> prompt, bool start_in_reasoning) {
     const int64_t context = scheduler.options().context;
     const int64_t p = static_cast<int64_t>(prompt.size());
     if (p == 0)
@@ -442,16 +484,23 @@ struct Server::Impl {
     ro.stop_tokens = stop_tokens;
     ro.sampling = r.sampling;
     ro.top_logprobs = r.logprobs ? std::max(r.top_logprobs, 1) : -1;
+    if (r.chat && (r.tool_choice == "required" || r.tool_choice == "function"))
+      ro.tool_call = ForcedToolCall(r, start_in_reasoning, ro.max_tokens);
     if (r.stream && r.chat) {
       for (int i = 0; i < r.n; ++i)
         ex->Push(ChatChunk(*ex, i, {{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
+    }
+    {
+      std::lock_guard lock(ex->mutex);
+      ex->HandOver();
     }
     try {
       Exchange* raw = ex.get();
       ex->handle = scheduler.Submit(
           std::move(ro), [this, raw](const TokenEvent& e) { return OnToken(*raw, e); },
           // The done callback holds the exchange: it outlives the handler when the client left.
-          [this, ex](const RequestResult& result) { OnDone(*ex, result); });
+          [this, ex](const RequestResult& result) { OnDone(*ex, result); },
+          r.stream ? Scheduler::StepCallback([raw] { raw->Wake(); }) : Scheduler::StepCallback());
     } catch (const QueueFullError& e) {
       throw ApiError(429, "rate_limit_error", "rate_limit_exceeded", std::nullopt, e.what());
     } catch (const Error& e) {
@@ -470,8 +519,16 @@ struct Server::Impl {
           });
       return;
     }
+    // Nothing is written before the answer, so a client that leaves is seen on its socket.
+    const int socket = ConnectionSocket(req);
+    bool left = false;
     for (;;) {
-      if (ex->handle->WaitFor(std::clamp(ex->deadline - Now(), 0.001, 0.25))) break;
+      if (ex->handle->WaitFor(std::clamp(ex->deadline - Now(), 0.001, 0.1))) break;
+      if (socket >= 0 && !left && PeerClosed(socket)) {
+        left = true;
+        ++non_streaming_abandoned;
+        Abandon(*ex);
+      }
       if (stopping || Now() > ex->deadline) {
         {
           std::lock_guard lock(ex->mutex);
@@ -483,6 +540,31 @@ struct Server::Impl {
     std::lock_guard lock(ex->mutex);
     if (ex->error) throw *ex->error;
     res.set_content(Dump(ex->response), "application/json");
+  }
+
+  // The grammar of a forced call. A prompt that leaves <think> open gets "</think>" first: the
+  // forced call skips the reasoning, as DeepSeek's own forced calls effectively do.
+  std::shared_ptr<const ToolCallGrammar> ForcedToolCall(const ApiRequest& r, bool close_think,
+                                                        int64_t max_tokens) const {
+    if (!vocab_bytes)
+      throw ApiError::InvalidValue("tool_choice",
+                                   "this model's tokenizer is not byte-level, so tool calls "
+                                   "cannot be forced; use tool_choice auto");
+    const bool named = r.tool_choice == "function";
+    std::shared_ptr<const ToolCallGrammar> grammar;
+    try {
+      grammar = ToolCallGrammar::Make(
+          tokenizer, vocab_bytes, close_think,
+          named ? std::vector<std::string>{r.tool_choice_name} : r.tool_names, named);
+    } catch (const Error& e) {
+      throw ApiError::InvalidValue("tool_choice", e.what());
+    }
+    if (max_tokens < grammar->MinTokens())
+      throw ApiError::InvalidValue(r.max_tokens ? "max_tokens" : "messages",
+                                   "a forced tool call takes at least " +
+                                       std::to_string(grammar->MinTokens()) + " tokens, but only " +
+                                       std::to_string(max_tokens) + " are left for the completion");
+    return grammar;
   }
 
   void Abandon(Exchange& ex) {
@@ -520,11 +602,12 @@ struct Server::Impl {
       // A comment keeps proxies and clients from timing out, and finds a closed connection.
       frames.push_back(": keep-alive\n\n");
     }
-    for (const std::string& f : frames) {
-      if (!sink.write(f.data(), f.size())) {
-        Abandon(ex);
-        return false;
-      }
+    // One write for everything pending (a step's tokens of every choice): one syscall.
+    std::string out;
+    for (const std::string& f : frames) out += f;
+    if (!sink.write(out.data(), out.size())) {
+      Abandon(ex);
+      return false;
     }
     if (done) {
       std::lock_guard lock(ex.mutex);
@@ -558,7 +641,7 @@ struct Server::Impl {
         std::string_view(text).substr(text.size() >= 8 ? text.size() - 8 : 0);
     const bool open_think = tail.find("<think>") != std::string_view::npos;
     std::vector<int32_t> prompt = tokenizer.Encode(text, /*add_special_tokens=*/false);
-    Generate(res, std::move(r), std::move(prompt), open_think);
+    Generate(req, res, std::move(r), std::move(prompt), open_think);
   }
 
   void Completion(const httplib::Request& req, httplib::Response& res) {
@@ -567,7 +650,7 @@ struct Server::Impl {
     std::vector<int32_t> prompt = r.prompt_is_tokens
                                       ? r.prompt_tokens
                                       : tokenizer.Encode(r.prompt, /*add_special_tokens=*/true);
-    Generate(res, std::move(r), std::move(prompt), false);
+    Generate(req, res, std::move(r), std::move(prompt), false);
   }
 
   void CheckModel(const std::string& name) const {
@@ -621,10 +704,22 @@ struct Server::Impl {
     metric("whale_batch_tokens", "gauge", "Tokens in the last step.", s.last_batch_tokens);
     metric("whale_generation_tokens_per_second", "gauge",
            "Generated tokens per second over the last 5 seconds.", s.tokens_per_second);
+    metric("whale_forward_seconds_total", "counter", "Scheduler time in the model's Forward.",
+           s.busy_seconds);
+    metric("whale_sample_seconds_total", "counter",
+           "Scheduler thread CPU time sampling (logprobs, forced-call masks, finishing requests).",
+           s.sample_seconds);
+    metric("whale_token_callback_seconds_total", "counter",
+           "Scheduler thread CPU time in the per-token output path (detokenizing, parsing, "
+           "SSE frames, waking writers).",
+           s.callback_seconds);
     metric("whale_kv_caches_free", "gauge", "KV caches neither running nor cached.", s.free_caches);
     metric("whale_prefix_cache_entries", "gauge", "Finished sequences kept for prefix reuse.",
            s.cached_entries);
     metric("whale_streams_open", "gauge", "Open SSE streams.", static_cast<double>(streams_open));
+    metric("whale_client_disconnects_total", "counter",
+           "Non-streaming requests whose client left before the answer (generation cancelled).",
+           static_cast<double>(non_streaming_abandoned));
     return out;
   }
 

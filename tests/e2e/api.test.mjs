@@ -264,6 +264,84 @@ describe('tools', () => {
   }
 });
 
+// Forced tool calls (tool_choice naming a function, or "required"): the server constrains the
+// decoding, so even the random model returns a call of an allowed tool with JSON object arguments.
+describe('forced tool calls', () => {
+  const city = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
+  const tools = [
+    { type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: city } },
+    { type: 'function', function: { name: 'get_time', description: 'Local time of a city', parameters: city } },
+  ];
+  const named = { type: 'function', function: { name: 'get_time' } };
+  const base = { model: MODEL, messages, tools, temperature: 1, max_tokens: 64 };
+
+  function checkCall(choice, names) {
+    assert.equal(choice.finish_reason, 'tool_calls');
+    const calls = choice.message.tool_calls;
+    assert.equal(calls.length, 1, JSON.stringify(choice.message));
+    assert.equal(calls[0].type, 'function');
+    assert.match(calls[0].id, /^call_[A-Za-z0-9]{24}$/);
+    assert.ok(names.includes(calls[0].function.name), calls[0].function.name);
+    const args = JSON.parse(calls[0].function.arguments);
+    assert.ok(args !== null && typeof args === 'object' && !Array.isArray(args), calls[0].function.arguments);
+    assert.equal(choice.message.content, null);
+    return calls[0];
+  }
+
+  test('named: a call of that tool, plain and streamed alike', async () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const plain = await client.chat.completions.create({ ...base, seed, tool_choice: named });
+      const call = checkCall(plain.choices[0], ['get_time']);
+      // The stream helper accumulates the deltas the way applications do.
+      const stream = client.chat.completions.stream({ ...base, seed, tool_choice: named });
+      let deltas = 0;
+      stream.on('chunk', (chunk) => { deltas += chunk.choices.filter((c) => c.delta.tool_calls).length; });
+      const final = await stream.finalChatCompletion();
+      const streamed = checkCall(final.choices[0], ['get_time']);
+      assert.equal(streamed.function.arguments, call.function.arguments, `seed ${seed}: same seed, same call`);
+      assert.ok(deltas >= 1);
+      assert.equal(final.usage?.completion_tokens ?? plain.usage.completion_tokens, plain.usage.completion_tokens);
+    }
+  });
+
+  test('required with two tools: one of them, for every choice', async () => {
+    const r = await client.chat.completions.create({ ...base, seed: 7, n: 3, tool_choice: 'required' });
+    assert.equal(r.choices.length, 3);
+    for (const choice of r.choices) checkCall(choice, ['get_weather', 'get_time']);
+    assert.ok(r.usage.completion_tokens <= 3 * base.max_tokens);
+  });
+
+  test('greedy and a tight budget still give a valid call', async () => {
+    for (const max_tokens of [40, 48]) {
+      const r = await client.chat.completions.create({ ...base, temperature: 0, max_tokens, tool_choice: 'required' });
+      checkCall(r.choices[0], ['get_weather', 'get_time']);
+      assert.ok(r.usage.completion_tokens <= max_tokens);
+    }
+  });
+
+  test('the call and its result go back, and get an answer', async () => {
+    const forced = await client.chat.completions.create({ ...base, seed: 11, tool_choice: named });
+    const call = checkCall(forced.choices[0], ['get_time']);
+    const turn = [...messages, forced.choices[0].message,
+      { role: 'tool', tool_call_id: call.id, content: '{"time": "14:05"}' }];
+    const answer = await client.chat.completions.create({ ...base, seed: 11, messages: turn, tool_choice: 'none',
+      max_tokens: 16 });
+    assert.ok(['stop', 'length'].includes(answer.choices[0].finish_reason));
+    assert.equal(answer.choices[0].message.role, 'assistant');
+    assert.ok(answer.usage.prompt_tokens > forced.usage.prompt_tokens + forced.usage.completion_tokens,
+      'the call and the tool output are in the prompt');
+  });
+
+  test('400: a budget too small for any call', async () => {
+    await assert.rejects(client.chat.completions.create({ ...base, max_tokens: 5, tool_choice: 'required' }),
+      (err) => {
+        assert.ok(err instanceof OpenAI.BadRequestError, String(err));
+        assert.equal(err.param, 'max_tokens');
+        return true;
+      });
+  });
+});
+
 describe('legacy completions', () => {
   test('non-streaming and streaming agree', async () => {
     const req = { model: MODEL, prompt: 'The weather in London is', max_tokens: 12, temperature: 0 };

@@ -10,11 +10,16 @@
 //     time to first token of the streamed requests.
 //
 // `node tests/e2e/load.mjs` is the bounded run CTest uses; `--full` is a bigger one for reports.
-// The figures go to stdout and to $WHALE_E2E_OUT/load/report.json.
+// `--model-embedded` runs part 1 only, on the embedded default model (whale-tiny-r1, a trained
+// 6.6M-parameter model) instead of the random one, with its end of sentence banned through
+// logit_bias so every completion has the same length; it reports the 8-vs-1 ratio and the time to
+// first token of the 8-stream run. The random model's vocabulary and layers are so small that its
+// steps are bound by per-request overheads; the embedded model's are closer to real work.
+// The figures go to stdout and to $WHALE_E2E_OUT/load/report.json (report-embedded.json).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeCheckpoint, METRIC, metrics, MODEL, outDir, rssKiB, skipReason, startServer } from './lib/whale.mjs';
+import { makeCheckpoint, METRIC, metrics, MODEL, outDir, REPO_DIR, rssKiB, skipReason, startServer } from './lib/whale.mjs';
 
 const reason = skipReason();
 if (reason) {
@@ -23,6 +28,7 @@ if (reason) {
 }
 
 const FULL = process.argv.includes('--full');
+const EMBEDDED = process.argv.includes('--model-embedded');
 const CFG = FULL
   ? { requests: 1000, concurrency: 32, throughputRequests: 32, throughputTokens: 256, parallel: 16 }
   : { requests: 200, concurrency: 16, throughputRequests: 8, throughputTokens: 160, parallel: 16 };
@@ -130,14 +136,66 @@ async function waitIdle(url) {
 // The same requests (seeds 1..N) one stream at a time, then `streams` at a time. Outputs end at
 // max_tokens or, now and then, at the end-of-sentence token; a seeded request samples the same
 // tokens alone or in a batch, so both runs generate the same number of tokens.
-async function throughput(url, streams, text) {
+async function throughput(url, streams, text, extra = {}) {
   const body = { model: MODEL, messages: [{ role: 'user', content: text }], temperature: 1,
-    max_tokens: CFG.throughputTokens };
+    max_tokens: CFG.throughputTokens, ...extra };
+  const before = await metrics(url);
   const t0 = now();
   const results = await pool(CFG.throughputRequests, streams, (i) => streamChat(url, { ...body, seed: i + 1 }));
   const seconds = (now() - t0) / 1000;
+  const after = await metrics(url);
   const tokens = results.reduce((s, r) => s + r.tokens, 0);
-  return { streams, requests: results.length, tokens, seconds: +seconds.toFixed(3), tok_per_s: +(tokens / seconds).toFixed(1) };
+  const ttfts = results.map((r) => r.ttft);
+  // The scheduler's own profile of the run (/metrics deltas): wall time in Forward per step, and
+  // the scheduler thread's CPU time per token in sampling and in the per-token output path.
+  const delta = (name) => after[name] - before[name];
+  const steps = delta('whale_steps_total');
+  const forward = delta('whale_forward_seconds_total');
+  const server = {
+    steps,
+    forward_ms_per_step: +((1000 * forward) / steps).toFixed(3),
+    tokens_per_forward_second: +(tokens / forward).toFixed(1),
+    sample_us_per_token: +((1e6 * delta('whale_sample_seconds_total')) / tokens).toFixed(1),
+    output_us_per_token: +((1e6 * delta('whale_token_callback_seconds_total')) / tokens).toFixed(1),
+  };
+  return { streams, requests: results.length, tokens, seconds: +seconds.toFixed(3), tok_per_s: +(tokens / seconds).toFixed(1),
+    ttft_ms: { p50: +percentile(ttfts, 50).toFixed(1), p99: +percentile(ttfts, 99).toFixed(1) }, server };
+}
+
+// The embedded model's end-of-sentence id, from its tokenizer in the repository.
+function embeddedEosId() {
+  const file = path.join(REPO_DIR, 'models', 'whale-tiny-r1', 'tokenizer.json');
+  const tokenizer = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const eos = tokenizer.added_tokens.find((t) => t.content === '<｜end▁of▁sentence｜>');
+  if (!eos) throw new Error(`${file} has no <｜end▁of▁sentence｜> token`);
+  return eos.id;
+}
+
+// Part 1 alone on the embedded model: fixed-length completions (end of sentence banned).
+async function embeddedMain() {
+  const server = await startServer({ args: ['--parallel', '8', '--ctx', '1024'], logName: 'load/server-embedded.log' });
+  const report = { mode: 'embedded', model: 'whale-tiny-r1 (embedded)', config: CFG };
+  try {
+    const extra = { logit_bias: { [embeddedEosId()]: -100 } };
+    await streamChat(server.url, { model: MODEL, messages: [{ role: 'user', content: prompt(50) }], max_tokens: 16 });
+    await waitIdle(server.url);
+    const text = 'What is 17 + 25?';
+    const one = await throughput(server.url, 1, text, extra);
+    const eight = await throughput(server.url, 8, text, extra);
+    const expected = CFG.throughputRequests * CFG.throughputTokens;
+    assert.equal(one.tokens, expected, 'every completion runs to max_tokens (end of sentence banned)');
+    assert.equal(eight.tokens, expected);
+    // ratio: end to end, wall clock; forward_ratio: tokens per second of Forward time alone,
+    // which a busy machine disturbs less. Neither is asserted: on shared cores (CI, or a machine
+    // that trains meanwhile) one run's figures swing too much for a threshold to mean anything.
+    report.throughput = { one, eight, ratio: +(eight.tok_per_s / one.tok_per_s).toFixed(2),
+      forward_ratio: +(eight.server.tokens_per_forward_second / one.server.tokens_per_forward_second).toFixed(2) };
+    report.metrics_after = await waitIdle(server.url);
+  } finally {
+    fs.writeFileSync(path.join(OUT, 'report-embedded.json'), JSON.stringify(report, null, 2));
+    console.log(JSON.stringify(report, null, 2));
+    await server.stop();
+  }
 }
 
 const MALFORMED = [
@@ -227,7 +285,7 @@ async function main() {
   }
 }
 
-main().then(
+(EMBEDDED ? embeddedMain() : main()).then(
   () => console.log('load: 1 passed, 0 failed'),
   (err) => {
     console.error(err);

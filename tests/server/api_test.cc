@@ -447,3 +447,79 @@ TEST(Api, ApiKeyAndBodyLimit) {
 
 }  // namespace
 }  // namespace whale
+
+namespace whale {
+namespace {
+
+// Forced tool calls through the API: a named or required tool_choice returns one call of an
+// allowed tool with JSON object arguments (the random model alone never would), streamed as
+// OpenAI tool_call deltas that add up to the non-streaming call.
+TEST(Api, ForcedToolCallsPlainAndStreamed) {
+  auto& f = Shared();
+  const json city = {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}};
+  const json tools = {
+      {{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", city}}}},
+      {{"type", "function"}, {"function", {{"name", "get_time"}, {"parameters", city}}}}};
+  for (const json& choice :
+       {json("required"), json{{"type", "function"}, {"function", {{"name", "get_time"}}}}}) {
+    for (int seed = 1; seed <= 3; ++seed) {
+      const json body = ChatBody({{"tools", tools},
+                                  {"tool_choice", choice},
+                                  {"temperature", 1},
+                                  {"seed", seed},
+                                  {"max_tokens", 60}});
+      const auto [status, r] = f.Post("/v1/chat/completions", body.dump());
+      ASSERT_EQ(status, 200) << r.dump();
+      const json& c = r["choices"][0];
+      EXPECT_EQ(c["finish_reason"], "tool_calls");
+      EXPECT_TRUE(c["message"]["content"].is_null());
+      ASSERT_EQ(c["message"]["tool_calls"].size(), 1u) << r.dump();
+      const json& call = c["message"]["tool_calls"][0];
+      const std::string name = call["function"]["name"];
+      if (choice.is_object())
+        EXPECT_EQ(name, "get_time");
+      else
+        EXPECT_TRUE(name == "get_time" || name == "get_weather") << name;
+      const json args =
+          json::parse(call["function"]["arguments"].get<std::string>(), nullptr, false);
+      EXPECT_TRUE(args.is_object()) << call.dump();
+      EXPECT_LE(r["usage"]["completion_tokens"].get<int>(), 60);
+
+      json streamed = body;
+      streamed["stream"] = true;
+      auto res = f.Client().Post("/v1/chat/completions", streamed.dump(), "application/json");
+      ASSERT_TRUE(res);
+      ASSERT_EQ(res->status, 200) << res->body;
+      std::string arguments, finish;
+      int firsts = 0;
+      for (const std::string& e : SseEvents(res->body)) {
+        if (e == "[DONE]") break;
+        const json chunk = json::parse(e);
+        for (const json& sc : chunk["choices"]) {
+          if (!sc["finish_reason"].is_null()) finish = sc["finish_reason"];
+          if (!sc["delta"].contains("tool_calls")) continue;
+          for (const json& d : sc["delta"]["tool_calls"]) {
+            EXPECT_EQ(d["index"], 0);
+            if (d.contains("id")) {
+              ++firsts;
+              EXPECT_EQ(d["type"], "function");
+              EXPECT_EQ(d["function"]["name"], name);
+            }
+            arguments += d["function"]["arguments"].get<std::string>();
+          }
+        }
+      }
+      EXPECT_EQ(firsts, 1);
+      EXPECT_EQ(arguments, call["function"]["arguments"]) << "seed " << seed;
+      EXPECT_EQ(finish, "tool_calls");
+    }
+  }
+  const auto [status, r] =
+      f.Post("/v1/chat/completions",
+             ChatBody({{"tools", tools}, {"tool_choice", "required"}, {"max_tokens", 4}}).dump());
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(r["error"]["param"], "max_tokens") << r.dump();
+}
+
+}  // namespace
+}  // namespace whale

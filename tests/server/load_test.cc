@@ -1,7 +1,11 @@
 // The server under stress: concurrent streams all finish, a client that disconnects mid-stream
-// cancels its generation and frees its sequence, timeouts answer, and random or mutated request
-// bodies never crash the server or get a 5xx.
+// or while it waits for a non-streaming answer cancels its generation and frees its sequence,
+// timeouts answer, and random or mutated request bodies never crash the server or get a 5xx.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <random>
@@ -82,6 +86,44 @@ TEST(Load, DisconnectMidStreamCancelsTheGeneration) {
   EXPECT_EQ(s.free_caches + s.cached_entries, 2 + 2);
   // The server serves on.
   EXPECT_EQ(f.Post("/v1/chat/completions", Chat(3, false).dump()).first, 200);
+}
+
+TEST(Load, DisconnectBeforeANonStreamingAnswerCancelsTheGeneration) {
+  ServeFixture f({}, 2, 1024, /*eos_stops=*/false);
+  // A raw socket, so the test decides when the connection closes.
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(f.server->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string body = Chat(1000, false).dump();
+  const std::string request =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(::send(sock, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  // Leave once the generation is under way.
+  for (int i = 0; i < 2000 && f.scheduler.stats().generated_tokens_total < 5; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GE(f.scheduler.stats().generated_tokens_total, 5);
+  ::close(sock);
+  WaitIdle(f.scheduler);
+  const SchedulerStats s = f.scheduler.stats();
+  EXPECT_EQ(s.requests_cancelled, 1);
+  // Before the fix only --timeout bounded it: all 1000 tokens were generated for nobody.
+  EXPECT_LT(s.generated_tokens_total, 500);
+  EXPECT_EQ(s.running, 0);
+  EXPECT_EQ(s.free_caches + s.cached_entries, 2 + 2);
+  auto metrics = f.Client().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("whale_client_disconnects_total 1\n"), std::string::npos)
+      << metrics->body;
+  // A client that stays gets its answer, and is not counted.
+  EXPECT_EQ(f.Post("/v1/chat/completions", Chat(3, false).dump()).first, 200);
+  EXPECT_NE(f.Client().Get("/metrics")->body.find("whale_client_disconnects_total 1\n"),
+            std::string::npos);
 }
 
 TEST(Load, RequestTimeoutAnswers) {

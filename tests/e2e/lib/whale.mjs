@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const REPO_DIR = repo;
 export const WHALE_BIN = process.env.WHALE_BIN ?? path.join(repo, 'build', 'apps', 'whale', 'whale');
 export const OUT_DIR = process.env.WHALE_E2E_OUT ?? path.join(repo, 'build', 'tests', 'e2e');
 export const TEST_DATA = process.env.WHALE_TEST_DATA ?? path.join(repo, 'tests', 'data');
@@ -49,14 +50,15 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // The name the tests serve their checkpoint under (whale serve --name).
 export const MODEL = 'whale-e2e-tiny';
 
-// Starts `whale serve`; resolves once GET /health answers 200. `args` are extra flags.
+// Starts `whale serve`; resolves once GET /health answers 200. `args` are extra flags. Without a
+// `model` it serves the embedded default model (whale-tiny-r1).
 export async function startServer({ model, args = [], logName = 'server.log', readyTimeoutMs = 120000 } = {}) {
   const port = await freePort();
   const log = path.join(OUT_DIR, logName);
   fs.mkdirSync(path.dirname(log), { recursive: true });
   const logFd = fs.openSync(log, 'w');
-  const child = spawn(WHALE_BIN, ['serve', '--model', model, '--name', MODEL, '--host', '127.0.0.1', '--port',
-    String(port), ...args], {
+  const child = spawn(WHALE_BIN, ['serve', ...(model ? ['--model', model] : []), '--name', MODEL, '--host',
+    '127.0.0.1', '--port', String(port), ...args], {
     stdio: ['ignore', logFd, logFd],
   });
   fs.closeSync(logFd);

@@ -6,7 +6,6 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
-#include <functional>
 #include <utility>
 #include <vector>
 
@@ -150,16 +149,6 @@ std::pair<int64_t, int64_t> TaskTile(int64_t m, int64_t n, int threads) {
   return {mc, nc};
 }
 
-void RunParallel(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& body) {
-  if (pool == nullptr || pool->size() == 1 || n == 1) {
-    body(0, n);
-    return;
-  }
-  pool->ParallelFor(static_cast<size_t>(n), 1, [&](size_t begin, size_t end, int) {
-    body(static_cast<int64_t>(begin), static_cast<int64_t>(end));
-  });
-}
-
 }  // namespace
 
 void Gemm(std::span<float> c, std::span<const float> a, std::span<const float> b, int64_t m,
@@ -186,7 +175,7 @@ void Gemm(std::span<float> c, std::span<const float> a, std::span<const float> b
   for (int64_t p0 = 0; p0 < k; p0 += kGemmKBlock) {
     const int64_t kc = std::min(kGemmKBlock, k - p0);
     const bool add = accumulate || p0 > 0;
-    RunParallel(pool, m_panels + n_panels, [&](int64_t begin, int64_t end) {
+    ParallelRanges(pool, m_panels + n_panels, 1, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         if (t < m_panels)
           PackA(pa + t * kc * kMr, o, t * kMr, p0, kc);
@@ -195,7 +184,7 @@ void Gemm(std::span<float> c, std::span<const float> a, std::span<const float> b
       }
     });
     // Tasks are column-block major so that consecutive tasks (on one thread) share packed b.
-    RunParallel(pool, row_blocks * col_blocks, [&](int64_t begin, int64_t end) {
+    ParallelRanges(pool, row_blocks * col_blocks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t i_begin = (t % row_blocks) * mc, j_begin = (t / row_blocks) * nc;
         const int64_t i_end = std::min(m, i_begin + mc), j_end = std::min(n, j_begin + nc);

@@ -81,7 +81,7 @@ struct Exchange {
   std::string id;
   int64_t created = 0;
   std::string echo_text;   // completions with echo
-  std::string chunk_head;  // chat streams: 'data: {"id":...,"model":...,"choices":[' of every chunk
+  std::string chunk_head;  // 'data: {"id":...,"model":...,"choices":[' of every chat chunk
   std::vector<Choice> choices;
   std::shared_ptr<RequestHandle> handle;
   double deadline = 0;
@@ -199,16 +199,23 @@ struct Server::Impl {
 
   std::string Frame(const Json& chunk) const { return "data: " + Dump(chunk) + "\n\n"; }
 
+  // The constant start of every chat chunk of an exchange, 'data:
+  // {"id":...,"model":...,"choices":[' (ordered_json keeps the key order), made once so a per-token
+  // chunk only dumps its choice.
+  std::string ChunkHead(const Exchange& ex) const {
+    std::string head = Frame(ChunkBase(ex));  // data: {...}\n\n
+    head.resize(head.size() - 3);             // drop "}\n\n"
+    return head + ",\"choices\":[";
+  }
+
   std::string ChatChunk(const Exchange& ex, int index, Json delta, const Json& logprobs,
                         const Json& finish) const {
-    Json chunk = ChunkBase(ex);
     Json choice = {{"index", index},
                    {"delta", std::move(delta)},
                    {"logprobs", nullptr},
                    {"finish_reason", finish}};
     if (!logprobs.is_null()) choice["logprobs"] = {{"content", logprobs}, {"refusal", nullptr}};
-    chunk["choices"] = Json::array({choice});
-    return Frame(chunk);
+    return ex.chunk_head + Dump(choice) + "]}\n\n";
   }
 
   static Json ToolCallJson(const ToolCallDelta& call) {
@@ -221,29 +228,6 @@ struct Server::Impl {
       j["function"] = {{"arguments", call.arguments}};
     }
     return j;
-  }
-
-  // The chunk of one text delta, the per-token case, built without a JSON tree: the constant
-  // head is made once per exchange and only the text is escaped here. The same bytes as
-  // ChatChunk(ex, index, {{key, text}, {other, null}}, null, null).
-  std::string TextChunk(Exchange& ex, int index, const char* key, const std::string& text,
-                        const char* other) const {
-    if (ex.chunk_head.empty()) {
-      std::string head = Frame(ChunkBase(ex));  // data: {...}\n\n
-      head.resize(head.size() - 3);             // drop "}\n\n"
-      ex.chunk_head = head + ",\"choices\":[";
-    }
-    std::string frame = ex.chunk_head;
-    frame += "{\"index\":";
-    frame += std::to_string(index);
-    frame += ",\"delta\":{\"";
-    frame += key;
-    frame += "\":";
-    frame += Dump(Json(text));
-    frame += ",\"";
-    frame += other;
-    frame += "\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
-    return frame;
   }
 
   // Streams one delta: reasoning, content and tool calls as separate chunks, in that order.
@@ -261,10 +245,9 @@ struct Server::Impl {
     }
     bool logprobs_sent = logprobs.is_null();
     if (!d.reasoning.empty())
-      ex.Push(TextChunk(ex, index, "reasoning_content", d.reasoning, "content"));
-    if (!d.content.empty() && logprobs_sent) {
-      ex.Push(TextChunk(ex, index, "content", d.content, "reasoning_content"));
-    } else if (!d.content.empty() || !logprobs_sent) {
+      ex.Push(ChatChunk(ex, index, {{"reasoning_content", d.reasoning}, {"content", nullptr}},
+                        nullptr, nullptr));
+    if (!d.content.empty() || !logprobs_sent) {
       ex.Push(ChatChunk(ex, index, {{"content", d.content}, {"reasoning_content", nullptr}},
                         logprobs_sent ? Json(nullptr) : logprobs, nullptr));
       logprobs_sent = true;
@@ -468,6 +451,7 @@ struct Server::Impl {
     ex->created = static_cast<int64_t>(std::time(nullptr));
     ex->deadline = Now() + options.request_timeout_seconds;
     ex->request = std::move(request);
+    ex->chunk_head = ChunkHead(*ex);
     const ApiRequest& r = ex->request;
     if (!r.chat && r.echo) ex->echo_text = r.prompt_is_tokens ? tokenizer.Decode(prompt) : r.prompt;
     ChatOutputOptions parse;

@@ -8,7 +8,7 @@
 #include "kernels/norm.h"
 #include "tensor/dtype.h"
 #include "train/ops_check.h"
-#include "train/ops_parallel.h"
+#include "util/thread_pool.h"
 
 namespace whale {
 namespace {
@@ -53,7 +53,7 @@ void RmsNormForward(std::span<T> y, std::span<T> rstd, std::span<const T> x,
   CheckSpan("RmsNormForward", "weight", weight, dim);
   // The saved scale: sum of squares in double (the backward only needs it accurate, not bitwise
   // equal to the forward kernel's).
-  ParallelRows(pool, n, kRowChunk, [&](int64_t begin, int64_t end) {
+  ParallelRanges(pool, n, kRowChunk, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       double sum = 0;
       for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(x[t * dim + i]) * x[t * dim + i];
@@ -87,7 +87,7 @@ void RmsNormBackward(std::span<T> dx, std::span<T> dweight, std::span<const T> d
   CheckSpan("RmsNormBackward", "rstd", rstd, n);
   const int64_t chunks = (n + kRowChunk - 1) / kRowChunk;
   std::vector<T> partial(dweight.empty() ? 0 : static_cast<size_t>(chunks * dim));  // [chunks, dim]
-  ParallelRows(pool, chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
+  ParallelRanges(pool, chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
     for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk)
       for (int64_t t = chunk * kRowChunk; t < std::min(n, (chunk + 1) * kRowChunk); ++t)
         BackwardRow(dx, partial.empty() ? nullptr : partial.data() + chunk * dim, dy, x, weight,

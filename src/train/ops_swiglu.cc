@@ -6,7 +6,7 @@
 #include "kernels/activation.h"
 #include "train/ops_check.h"
 #include "train/ops_math.h"
-#include "train/ops_parallel.h"
+#include "util/thread_pool.h"
 
 namespace whale {
 
@@ -29,7 +29,7 @@ void SwigluForward(std::span<T> out, std::span<const T> gate, std::span<const T>
   CheckSpan("SwigluForward", "out", out, n);
   CheckSpan("SwigluForward", "up", up, n);
   if constexpr (std::is_same_v<T, float>) {
-    ParallelRows(pool, n, kSwigluGrain, [&](int64_t begin, int64_t end) {
+    ParallelRanges(pool, n, kSwigluGrain, [&](int64_t begin, int64_t end) {
       SiluMul(Part(out, begin, end), Part(gate, begin, end), Part(up, begin, end));
     });
   } else {
@@ -45,7 +45,7 @@ void SwigluBackward(std::span<T> dgate, std::span<T> dup, std::span<const T> dou
   CheckSpan("SwigluBackward", "dup", dup, n);
   CheckSpan("SwigluBackward", "dout", dout, n);
   CheckSpan("SwigluBackward", "up", up, n);
-  ParallelRows(pool, n, kSwigluGrain, [&](int64_t begin, int64_t end) {
+  ParallelRanges(pool, n, kSwigluGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const T g = gate[i];
       T e;  // e^−g; FastExp needs an argument <= 88, and below e^−80 σ is 0 to F32 anyway

@@ -4,9 +4,9 @@
 
 #include "train/ops_linear.h"
 #include "train/ops_moe.h"
-#include "train/ops_parallel.h"
 #include "train/ops_swiglu.h"
 #include "train/train_model_state.h"
+#include "util/thread_pool.h"
 
 namespace whale {
 namespace {
@@ -103,12 +103,12 @@ void TrainModel<T>::State::MoeForward(int64_t block, const RowInfo& rows, std::s
     s.m = sv.expert_offsets[e + 1] - first;
     if (s.m == 0) continue;
     s.x.resize(s.m * d);
-    ParallelRows(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
+    ParallelRanges(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
         std::copy_n(sv.b.begin() + (sv.expert_slots[first + i] / K) * d, d, s.x.begin() + i * d);
     });
     MlpForward(p.experts[e], s, d);
-    ParallelRows(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
+    ParallelRanges(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int32_t slot = sv.expert_slots[first + i];
         const T w = sv.expert_weights[slot];
@@ -147,7 +147,7 @@ void TrainModel<T>::State::MoeBackward(int64_t block, const RowInfo& rows, std::
     const int64_t first = sv.expert_offsets[e];
     if (s.m == 0) continue;
     const std::span<T> dexp = Use(tmp.dexp, s.m * d), dx = Use(tmp.dx_expert, s.m * d);
-    ParallelRows(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
+    ParallelRanges(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int32_t slot = sv.expert_slots[first + i];
         const T* g = dout.data() + (slot / K) * d;
@@ -162,7 +162,7 @@ void TrainModel<T>::State::MoeBackward(int64_t block, const RowInfo& rows, std::
       }
     });
     MlpBackward(p.experts[e], s, C(dexp), dx, d);
-    ParallelRows(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
+    ParallelRanges(pool, s.m, kExpertRowGrain, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         T* dst = db.data() + (sv.expert_slots[first + i] / K) * d;
         for (int64_t j = 0; j < d; ++j) dst[j] += dx[i * d + j];

@@ -76,4 +76,20 @@ class ThreadPool {
   alignas(64) std::atomic<int> sleepers_{0};
 };
 
+// Calls body(begin, end) over chunks of [0, n) of at least `grain` items, on the pool's threads
+// when there is a pool with several threads and n spans more than one chunk, else once over
+// [0, n) on the caller's thread (no pool: the single-threaded paths share the code). body must
+// not throw and must not depend on where chunks start or end.
+template <typename Body>
+void ParallelRanges(ThreadPool* pool, int64_t n, int64_t grain, const Body& body) {
+  if (pool == nullptr || pool->size() == 1 || n <= grain) {
+    if (n > 0) body(int64_t{0}, n);
+    return;
+  }
+  pool->ParallelFor(static_cast<size_t>(n), static_cast<size_t>(grain),
+                    [&](size_t begin, size_t end, int) {
+                      body(static_cast<int64_t>(begin), static_cast<int64_t>(end));
+                    });
+}
+
 }  // namespace whale

@@ -40,6 +40,7 @@ struct BenchFlags {
   int repeat = 1;
   bool json = false;
   int64_t bandwidth_mib = 1024;
+  int64_t batch = 1;  // sequences decoded together in the batched-decode measurement
 };
 
 double WeightBytes(const whale::WeightMatrix& w) {
@@ -142,11 +143,12 @@ int Bench(const BenchFlags& f) {
   if (f.prompt < 1 || f.decode < 1) whale::Fail("-p and -n must be at least 1");
   if (f.threads < 1) whale::Fail("-t ", f.threads, ": expected at least one thread");
   if (f.repeat < 1) whale::Fail("--repeat ", f.repeat, ": expected at least 1");
+  if (f.batch < 1) whale::Fail("--batch ", f.batch, ": expected at least 1");
   const whale::Weights weights = whale::Weights::Load(f.model);
   const whale::ModelConfig& c = weights.config();
   whale::ThreadPool pool(f.threads);
   whale::ModelOptions options;
-  options.max_batch_tokens = f.prompt;
+  options.max_batch_tokens = std::max(f.prompt, f.batch);
   options.max_context = f.prompt + f.decode;
   whale::Model model(weights, pool, options);
 
@@ -173,6 +175,35 @@ int Bench(const BenchFlags& f) {
     decode_rates.push_back(static_cast<double>(f.decode) / Seconds(begin));
   }
 
+  // Batched decode: `batch` sequences, each after the same prompt, advance one token per step in
+  // one Forward (what continuous batching does), so each step reads the weights once for all.
+  std::vector<double> batch_rates;
+  if (f.batch > 1) {
+    std::vector<whale::KvCache> caches;
+    for (int64_t b = 0; b < f.batch; ++b) caches.push_back(model.NewCache(options.max_context));
+    std::vector<float> batch_logits(static_cast<size_t>(f.batch * c.vocab_size));  // [batch, vocab]
+    std::vector<int32_t> next(static_cast<size_t>(f.batch));                       // [batch]
+    std::vector<whale::SequenceChunk> steps(static_cast<size_t>(f.batch));
+    for (int r = 0; r < f.repeat; ++r) {
+      for (int64_t b = 0; b < f.batch; ++b) {
+        caches[b].Clear();
+        const whale::SequenceChunk chunk{&caches[b], prompt, false};
+        model.Forward({&chunk, 1}, logits);
+        next[b] = static_cast<int32_t>((prompt.back() + b) % c.vocab_size);
+      }
+      const auto begin = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < f.decode; ++i) {
+        for (int64_t b = 0; b < f.batch; ++b) steps[b] = {&caches[b], {&next[b], 1}, false};
+        model.Forward(steps, batch_logits);
+        for (int64_t b = 0; b < f.batch; ++b) {
+          const auto row = batch_logits.begin() + b * c.vocab_size;
+          next[b] = static_cast<int32_t>(std::max_element(row, row + c.vocab_size) - row);
+        }
+      }
+      batch_rates.push_back(static_cast<double>(f.decode * f.batch) / Seconds(begin));
+    }
+  }
+
   // The machine's limits, measured after the model so that its pages are already resident.
   whale::ReadBandwidthOptions bw_options;
   bw_options.bytes = static_cast<size_t>(f.bandwidth_mib) << 20;
@@ -194,6 +225,11 @@ int Bench(const BenchFlags& f) {
   const double prefill_flops =
       2.0 * active.elements + AttentionFlops(c, static_cast<double>(f.prompt - 1) / 2);
   const double prefill = Median(prefill_rates), decode = Median(decode_rates);
+  const double batch_decode = Median(batch_rates);
+  // Batched decode is bound by arithmetic once the weights are shared: FLOPs per token (the
+  // active set plus attention at the mean decode position) against the MatMul peak.
+  const double decode_flops = 2.0 * active.elements + AttentionFlops(c, decode_position);
+  const double batch_roofline = decode_flops * batch_decode / (peak * 1e9);
   const double decode_roofline = decode_bytes * decode / (bandwidth * 1e9);
   const double prefill_roofline = prefill_flops * prefill / (peak * 1e9);
   rusage usage{};
@@ -218,6 +254,12 @@ int Bench(const BenchFlags& f) {
     j["prefill_flop_per_token"] = prefill_flops;
     j["decode_roofline"] = decode_roofline;
     j["prefill_roofline"] = prefill_roofline;
+    if (f.batch > 1) {
+      j["batch"] = f.batch;
+      j["batch_decode_tok_s"] = batch_decode;
+      j["batch_decode_speedup"] = batch_decode / decode;
+      j["batch_decode_roofline"] = batch_roofline;
+    }
     j["peak_rss_mib"] = peak_rss_mib;
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -228,6 +270,9 @@ int Bench(const BenchFlags& f) {
               static_cast<long long>(f.prompt), f.repeat);
   std::printf("decode           %8.2f tok/s  (%lld tokens, batch 1)\n", decode,
               static_cast<long long>(f.decode));
+  if (f.batch > 1)
+    std::printf("batched decode   %8.2f tok/s  (%lld sequences together, %.2fx batch 1)\n",
+                batch_decode, static_cast<long long>(f.batch), batch_decode / decode);
   std::printf("read bandwidth   %8.2f GB/s\n", bandwidth);
   std::printf("matmul peak      %8.2f GFLOP/s (%s, 128 x 2048 x 2048)\n", peak,
               std::string(whale::Name(peak_dtype)).c_str());
@@ -236,6 +281,7 @@ int Bench(const BenchFlags& f) {
   std::printf("prefill FLOPs    %8.2f GFLOP/token\n", prefill_flops * 1e-9);
   std::printf("decode roofline  %8.1f %% of read bandwidth\n", 100 * decode_roofline);
   std::printf("prefill roofline %8.1f %% of matmul peak\n", 100 * prefill_roofline);
+  if (f.batch > 1) std::printf("batched roofline %8.1f %% of matmul peak\n", 100 * batch_roofline);
   std::printf("peak RSS         %8.0f MiB\n", peak_rss_mib);
   return 0;
 }
@@ -251,6 +297,9 @@ std::function<int()> Setup(CLI::App& sub) {
   sub.add_option("--repeat", f->repeat, "prefill + decode runs (the median is reported)")
       ->capture_default_str();
   sub.add_option("--bandwidth-mib", f->bandwidth_mib, "buffer size of the bandwidth probe")
+      ->capture_default_str();
+  sub.add_option("-b,--batch", f->batch,
+                 "also decode this many sequences together (batched decode; 1 = off)")
       ->capture_default_str();
   sub.add_flag("--json", f->json, "print one JSON object instead of the table");
   return [f] { return Bench(*f); };

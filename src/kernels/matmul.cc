@@ -1,6 +1,9 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <vector>
+
+#include "kernels/gemm.h"
 
 #include "kernels/matmul_simd.h"
 #include "kernels/quant_matmul.h"
@@ -11,6 +14,51 @@ namespace {
 // Below this many multiply-adds a call runs on the calling thread; a fork/join costs more.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 15;
 
+// From this many tokens on, a product runs as the packed F32 GEMM (kernels/gemm.h) over weight
+// rows decoded once per call: its register-blocked outer products (no horizontal sums) reach
+// about four times the throughput of the row-dot kernels, and decoding costs 1/n per product.
+constexpr int64_t kMinGemmTokens = 16;
+// Weight rows decoded per task: about 1 MiB of F32 (128 rows of 2048), which measured 40% faster
+// than 256 KiB blocks on 2048 x 2048 (fewer, wider Gemm panels per decoded row).
+constexpr int64_t kDecodedBlockFloats = int64_t{256} << 10;
+
+// Per-thread scratch that only grows (a resize to each call's size would zero-fill).
+float* Scratch(int which, int64_t floats) {
+  thread_local std::vector<float> scratch[2];
+  std::vector<float>& v = scratch[which];
+  if (static_cast<int64_t>(v.size()) < floats) v.resize(static_cast<size_t>(floats));
+  return v.data();
+}
+
+// y[n, rows] = x[n, cols] · Wᵀ through Gemm: tasks of whole row blocks; each decodes its rows to
+// F32 [block, cols], multiplies on its own thread into [n, block] and copies those columns into
+// y. Every element is Gemm's sum (k-blocks in ascending order) whatever the tasks, so results do
+// not depend on the thread count.
+void MatMulViaGemm(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w,
+                   ThreadPool* pool) {
+  if (w.dtype == DType::F32) {
+    Gemm(y, x, std::span<const float>(static_cast<const float*>(w.data), w.rows * w.cols), n,
+         w.rows, w.cols, Trans::kNo, Trans::kYes, false, pool);
+    return;
+  }
+  const int64_t block = std::clamp<int64_t>(
+      kDecodedBlockFloats / std::max<int64_t>(1, w.cols) / kMatMulRowsPerTask * kMatMulRowsPerTask,
+      kMatMulRowsPerTask, 256);
+  const int64_t n_tasks = (w.rows + block - 1) / block;
+  ParallelRanges(pool, n_tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t r0 = task * block, rows = std::min(w.rows, r0 + block) - r0;
+      float* decoded = Scratch(0, rows * w.cols);  // [rows, cols]
+      float* product = Scratch(1, n * rows);       // [n, rows]
+      DecodeRowsSimd(decoded, w, r0, r0 + rows);
+      Gemm(std::span<float>(product, n * rows), x, std::span<const float>(decoded, rows * w.cols),
+           n, rows, w.cols, Trans::kNo, Trans::kYes, false, nullptr);
+      for (int64_t t = 0; t < n; ++t)
+        std::copy(product + t * rows, product + (t + 1) * rows, y.data() + t * w.rows + r0);
+    }
+  });
+}
+
 }  // namespace
 
 void MatMul(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w,
@@ -19,6 +67,7 @@ void MatMul(std::span<float> y, std::span<const float> x, int64_t n, const Weigh
   if (w.dtype == DType::I8) return MatMulInt8(y, x, n, w, pool);
   if (w.dtype == DType::U8) return MatMulInt4(y, x, n, w, pool);
   if (n == 0 || w.rows == 0) return;
+  if (n >= kMinGemmTokens && w.cols > 0) return MatMulViaGemm(y, x, n, w, pool);
   const int64_t n_tasks = (w.rows + kMatMulRowsPerTask - 1) / kMatMulRowsPerTask;
   auto run = [&](size_t begin, size_t end, int /*worker*/) {
     const int64_t row_begin = static_cast<int64_t>(begin) * kMatMulRowsPerTask;

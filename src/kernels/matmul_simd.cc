@@ -373,6 +373,23 @@ void MatMulRowsImpl(float* y, const float* x, int64_t n, const WeightMatrix& w, 
   }
 }
 
+void DecodeRowsImpl(float* dst, const WeightMatrix& w, int64_t row_begin, int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    float* out = dst + (r - row_begin) * w.cols;
+    switch (w.dtype) {
+      case DType::F32:
+        DecodeRow<F32Decoder>(out, w, r);
+        break;
+      case DType::BF16:
+        DecodeRow<Bf16Decoder>(out, w, r);
+        break;
+      default:
+        DecodeRow<Fp8Decoder>(out, w, r);
+        break;
+    }
+  }
+}
+
 const char* TargetNameImpl() {
   return hwy::TargetName(HWY_TARGET);
 }
@@ -386,6 +403,11 @@ namespace whale {
 
 HWY_EXPORT(MatMulRowsImpl);
 HWY_EXPORT(TargetNameImpl);
+HWY_EXPORT(DecodeRowsImpl);
+
+void DecodeRowsSimd(float* dst, const WeightMatrix& w, int64_t row_begin, int64_t row_end) {
+  HWY_DYNAMIC_DISPATCH(DecodeRowsImpl)(dst, w, row_begin, row_end);
+}
 
 void MatMulRowsSimd(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
                     int64_t row_end) {

@@ -18,4 +18,8 @@ inline constexpr int64_t kMatMulRowsPerTask = 16;
 void MatMulRowsSimd(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
                     int64_t row_end);
 
+// dst[row_end - row_begin, w.cols] = those rows of w in F32, with the same values as
+// DequantizeRows (FP8: code · block scale, rounded once; NaN codes give NaN), decoded with SIMD.
+void DecodeRowsSimd(float* dst, const WeightMatrix& w, int64_t row_begin, int64_t row_end);
+
 }  // namespace whale

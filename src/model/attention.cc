@@ -137,6 +137,10 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
   const int64_t head_rows = nope + dv;
   const int64_t L = options_.max_context;
   const float* uk_t = AbsorbedKeyWeight(w);  // [heads, r, nope]
+  const bool decode_step =
+      static_cast<int64_t>(batch.size()) <= kAttentionBlock &&
+      std::all_of(batch.begin(), batch.end(), [](const auto& ch) { return ch.tokens.size() == 1; });
+  if (decode_step) return DecodeAttention(w, cache_layer, batch);
   int64_t first = 0;
   for (const SequenceChunk& chunk : batch) {
     const int64_t len = static_cast<int64_t>(chunk.tokens.size());
@@ -193,6 +197,103 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
     });
     first += len;
   }
+}
+
+// A decode step: token t is chunk t's only new token. The absorptions through kv_b are per
+// token, not per sequence, so they run once per head over all tokens of the step; only the
+// scores and the mix read a sequence's own cache:
+//   q_abs[t, h] = [W_UK^hᵀ q_nope(t, h) | q_pe(t, h)]      per head, all tokens: [b, row]
+//   S = q_abs[t] · C_tᵀ                                      per chunk, all heads: [heads, len]
+//   u[t, h] = Σ_s softmax(scale · S[h])[s] · C_t[s, :r]      rows of C_t read once for all heads
+//   o[t, h] = W_UV^h u[t, h]                                 per head, all tokens: [b, dv]
+// No transposed copy of the cache, and four fork/joins per layer whatever the batch.
+void Model::DecodeAttention(const MlaWeights& w, int64_t cache_layer,
+                            std::span<const SequenceChunk> batch) {
+  const ModelConfig& c = config_;
+  const int64_t heads = c.num_attention_heads;
+  const int64_t nope = c.qk_nope_head_dim;
+  const int64_t rope = c.qk_rope_head_dim;
+  const int64_t qk = c.qk_head_dim();
+  const int64_t dv = c.v_head_dim;
+  const int64_t r = c.kv_lora_rank;
+  const int64_t row = r + rope;
+  const int64_t head_rows = nope + dv;
+  const int64_t L = options_.max_context;
+  const int64_t b = static_cast<int64_t>(batch.size());
+  const float* uk_t = AbsorbedKeyWeight(w);  // [heads, r, nope]
+
+  pool_.ParallelFor(heads, 1, [&](size_t begin, size_t end, int worker) {
+    float* q_nope = att_qn_ + worker * kAttentionBlock * nope;  // [b, nope]
+    float* q_lat = att_u_ + worker * kAttentionBlock * r;       // [b, r]
+    for (size_t h = begin; h < end; ++h) {
+      for (int64_t t = 0; t < b; ++t)
+        std::memcpy(q_nope + t * nope, q_ + (t * heads + h) * qk, nope * sizeof(float));
+      const WeightMatrix uk{DType::F32, uk_t + h * r * nope, r, nope};
+      MatMul(std::span<float>(q_lat, b * r), std::span<const float>(q_nope, b * nope), b, uk,
+             nullptr);
+      for (int64_t t = 0; t < b; ++t) {
+        float* dst = dec_q_ + (t * heads + h) * row;  // [row]
+        std::memcpy(dst, q_lat + t * r, r * sizeof(float));
+        std::memcpy(dst + r, q_ + (t * heads + h) * qk + nope, rope * sizeof(float));
+      }
+    }
+  });
+
+  // Items: (chunk, group of heads); heads are split when chunks are fewer than threads.
+  const int64_t groups = std::min<int64_t>(heads, (pool_.size() + b - 1) / b);
+  const int64_t per_group = (heads + groups - 1) / groups;
+  pool_.ParallelFor(b * groups, 1, [&](size_t begin, size_t end, int worker) {
+    for (size_t item = begin; item < end; ++item) {
+      const int64_t t = static_cast<int64_t>(item) / groups;
+      const int64_t h0 = static_cast<int64_t>(item) % groups * per_group;
+      const int64_t nh = std::min(heads, h0 + per_group) - h0;
+      if (nh <= 0) continue;
+      const float* cache = batch[t].cache->layer(cache_layer);  // [L, row]
+      const int64_t positions = tokens_[t].position + 1;
+      const WeightMatrix keys{DType::F32, cache, positions, row};
+      float* probs = dec_p_ + worker * heads * L;  // [nh, positions]
+      MatMul(std::span<float>(probs, nh * positions),
+             std::span<const float>(dec_q_ + (t * heads + h0) * row, nh * row), nh, keys, nullptr);
+      float* u = dec_u_ + (t * heads + h0) * r;  // [nh, r]
+      std::fill(u, u + nh * r, 0.0f);
+      for (int64_t i = 0; i < nh; ++i) {
+        float* p = probs + i * positions;
+        for (int64_t s = 0; s < positions; ++s) p[s] *= softmax_scale_;
+        Softmax(std::span<float>(p, positions));
+      }
+      // 64 latent columns at a time, so the heads' partial sums stay in L1 while the rows stream.
+      for (int64_t j0 = 0; j0 < r; j0 += 64) {
+        const int64_t jn = std::min<int64_t>(64, r - j0);
+        for (int64_t s = 0; s < positions; ++s) {
+          const float* latent = cache + s * row + j0;  // [jn]
+          for (int64_t i = 0; i < nh; ++i) {
+            const float weight = probs[i * positions + s];
+            float* ui = u + i * r + j0;
+            for (int64_t j = 0; j < jn; ++j) ui[j] += weight * latent[j];
+          }
+        }
+      }
+    }
+  });
+
+  pool_.ParallelFor(heads, 1, [&](size_t begin, size_t end, int worker) {
+    float* mixed = att_u_ + worker * kAttentionBlock * r;    // [b, r]
+    float* o = att_o_ + worker * kAttentionBlock * dv;       // [b, dv]
+    float* w_value = head_weight_ + worker * head_rows * r;  // [dv, r] when not viewable
+    for (size_t h = begin; h < end; ++h) {
+      WeightMatrix uv;
+      const int64_t value_row = static_cast<int64_t>(h) * head_rows + nope;
+      if (!ViewRows(w.kv_b, value_row, value_row + dv, &uv)) {
+        DequantizeRows(std::span<float>(w_value, dv * r), w.kv_b, value_row, value_row + dv);
+        uv = WeightMatrix{DType::F32, w_value, dv, r};
+      }
+      for (int64_t t = 0; t < b; ++t)
+        std::memcpy(mixed + t * r, dec_u_ + (t * heads + h) * r, r * sizeof(float));
+      MatMul(std::span<float>(o, b * dv), std::span<const float>(mixed, b * r), b, uv, nullptr);
+      for (int64_t t = 0; t < b; ++t)
+        std::memcpy(attn_out_ + (t * heads + h) * dv, o + t * dv, dv * sizeof(float));
+    }
+  });
 }
 
 }  // namespace whale

@@ -10,13 +10,13 @@
 namespace whale {
 
 void Model::Mlp(const MlpWeights& w, int64_t inter, int64_t n, std::span<const float> x,
-                std::span<float> out) {
-  const std::span<float> gate(gate_, n * inter);  // [n, inter]
-  const std::span<float> up(up_, n * inter);      // [n, inter]
-  MatMul(gate, x, n, w.gate, &pool_);
-  MatMul(up, x, n, w.up, &pool_);
+                std::span<float> out, float* gate_scratch, float* up_scratch, ThreadPool* pool) {
+  const std::span<float> gate(gate_scratch, n * inter);  // [n, inter]
+  const std::span<float> up(up_scratch, n * inter);      // [n, inter]
+  MatMul(gate, x, n, w.gate, pool);
+  MatMul(up, x, n, w.up, pool);
   SiluMul(gate, gate, up);
-  MatMul(out, gate, n, w.down, &pool_);
+  MatMul(out, gate, n, w.down, pool);
 }
 
 void Model::Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::span<float> out) {
@@ -48,29 +48,65 @@ void Model::Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::s
   offsets[0] = 0;
 
   // y = Σ_k w_k · Expert_k(x) over experts in index order (so a token's sum is the same in any
-  // batch), then + SharedExpert(x).
+  // batch), then + SharedExpert(x). MatMul's results do not depend on threads, so both paths
+  // below give the same bits.
   std::fill(out.begin(), out.end(), 0.0f);
-  for (int64_t e = 0; e < experts; ++e) {
-    const int64_t first = offsets[e];
-    const int64_t m = offsets[e + 1] - first;
-    if (m == 0) continue;
-    for (int64_t i = 0; i < m; ++i)
-      std::memcpy(expert_in_ + i * d, x.data() + (expert_slots_[first + i] / k) * d,
-                  d * sizeof(float));
-    Mlp(w.experts[e], config_.moe_intermediate_size, m, std::span<const float>(expert_in_, m * d),
-        std::span<float>(expert_out_, m * d));
-    for (int64_t i = 0; i < m; ++i) {
-      const int32_t slot = expert_slots_[first + i];
+  const int64_t inter = config_.moe_intermediate_size;
+  active_experts_.clear();
+  for (int64_t e = 0; e < experts; ++e)
+    if (offsets[e + 1] > offsets[e]) active_experts_.push_back(static_cast<int32_t>(e));
+  const int64_t n_tasks = static_cast<int64_t>(active_experts_.size()) + (w.shared ? 1 : 0);
+  if (n * k <= kExpertParallelSlots && n_tasks >= pool_.size()) {
+    // Few tokens (decode): each expert has a token or two, and row-splitting its three small
+    // products would cost a fork/join each. One task per expert instead (the shared expert is
+    // one more), each on one thread over its grouped slots.
+    for (int64_t p = 0; p < n * k; ++p)
+      std::memcpy(slot_in_ + p * d, x.data() + (expert_slots_[p] / k) * d, d * sizeof(float));
+    pool_.ParallelFor(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
+      for (size_t task = begin; task < end; ++task) {
+        if (task == active_experts_.size()) {  // the shared expert, over every token
+          Mlp(*w.shared, config_.shared_intermediate_size(), n, x,
+              std::span<float>(expert_out_, n * d), gate_, up_, nullptr);
+          continue;
+        }
+        const int64_t e = active_experts_[task];
+        const int64_t first = offsets[e], m = offsets[e + 1] - first;
+        Mlp(w.experts[e], inter, m, std::span<const float>(slot_in_ + first * d, m * d),
+            std::span<float>(slot_out_ + first * d, m * d), slot_gate_ + first * inter,
+            slot_up_ + first * inter, nullptr);
+      }
+    });
+    for (int64_t p = 0; p < n * k; ++p) {
+      const int32_t slot = expert_slots_[p];
       const float weight = expert_weights_[slot];
       float* dst = out.data() + (slot / k) * d;
-      const float* src = expert_out_ + i * d;
+      const float* src = slot_out_ + p * d;
       for (int64_t j = 0; j < d; ++j) dst[j] += weight * src[j];
     }
+  } else {
+    // Many tokens (prefill): each expert's products are large enough to split by rows.
+    for (int64_t e : active_experts_) {
+      const int64_t first = offsets[e];
+      const int64_t m = offsets[e + 1] - first;
+      for (int64_t i = 0; i < m; ++i)
+        std::memcpy(expert_in_ + i * d, x.data() + (expert_slots_[first + i] / k) * d,
+                    d * sizeof(float));
+      Mlp(w.experts[e], inter, m, std::span<const float>(expert_in_, m * d),
+          std::span<float>(expert_out_, m * d), gate_, up_, &pool_);
+      for (int64_t i = 0; i < m; ++i) {
+        const int32_t slot = expert_slots_[first + i];
+        const float weight = expert_weights_[slot];
+        float* dst = out.data() + (slot / k) * d;
+        const float* src = expert_out_ + i * d;
+        for (int64_t j = 0; j < d; ++j) dst[j] += weight * src[j];
+      }
+    }
+    if (w.shared)
+      Mlp(*w.shared, config_.shared_intermediate_size(), n, x, std::span<float>(expert_out_, n * d),
+          gate_, up_, &pool_);
   }
-  if (w.shared) {
-    Mlp(*w.shared, config_.shared_intermediate_size(), n, x, std::span<float>(expert_out_, n * d));
+  if (w.shared)
     for (int64_t i = 0; i < n * d; ++i) out[i] += expert_out_[i];
-  }
 }
 
 }  // namespace whale

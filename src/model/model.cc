@@ -63,6 +63,8 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
       std::max({c.intermediate_size, c.moe_intermediate_size, c.shared_intermediate_size()});
   const int64_t experts = c.n_routed_experts;
   const int64_t router_scratch = HasMoe(c) ? RouterScratchSize(router_) : 0;
+  const int64_t expert_slots =
+      HasMoe(c) ? std::min(kExpertParallelSlots, n * c.num_experts_per_tok) : 0;
 
   // Carve every activation out of one buffer; each piece starts on a 64-byte boundary.
   struct Piece {
@@ -86,12 +88,19 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
       {&router_logits_, n * experts},
       {&router_scratch_, router_scratch},
       {&mtp_concat_, c.num_nextn_predict_layers > 0 ? n * 2 * d : 0},
+      {&slot_in_, expert_slots * d},
+      {&slot_out_, expert_slots * d},
+      {&slot_gate_, expert_slots * c.moe_intermediate_size},
+      {&slot_up_, expert_slots * c.moe_intermediate_size},
       {&latent_t_, r * L},
       {&att_q_, workers * kAttentionBlock * (r + c.qk_rope_head_dim)},
       {&att_qn_, workers * kAttentionBlock * c.qk_nope_head_dim},
       {&att_s_, workers * kAttentionBlock * L},
       {&att_u_, workers * kAttentionBlock * r},
       {&att_o_, workers * kAttentionBlock * c.v_head_dim},
+      {&dec_q_, std::min(n, kAttentionBlock) * h * (r + c.qk_rope_head_dim)},
+      {&dec_u_, std::min(n, kAttentionBlock) * h * r},
+      {&dec_p_, workers * h * L},
   };
   const auto rounded = [](int64_t floats) { return (floats + 15) / 16 * 16; };
   int64_t total = 0;
@@ -124,6 +133,7 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
   expert_weights_.resize(expert_ids_.size());
   expert_count_.resize(experts + 1);
   expert_slots_.resize(expert_ids_.size());
+  active_experts_.reserve(experts);
 }
 
 KvCache Model::NewCache(int64_t context) const {
@@ -206,7 +216,7 @@ void Model::Block(const BlockWeights& block, int64_t cache_layer,
   if (block.is_moe) {
     Moe(block.moe, n, normed, branch);
   } else {
-    Mlp(block.dense, config_.intermediate_size, n, normed, branch);
+    Mlp(block.dense, config_.intermediate_size, n, normed, branch, gate_, up_, &pool_);
   }
   for (int64_t i = 0; i < n * d; ++i) residual[i] += branch[i];
 }

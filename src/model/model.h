@@ -82,8 +82,13 @@ class Model {
                  int64_t n, std::span<const float> x, std::span<float> out);
   void AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
                          std::span<const SequenceChunk> batch);
+  // Absorbed attention for a decode step: one new token per chunk, at most kAttentionBlock chunks.
+  void DecodeAttention(const MlaWeights& w, int64_t cache_layer,
+                       std::span<const SequenceChunk> batch);
+  // SwiGLU over n tokens with gate/up scratch of [n, inter] each; pool nullptr runs it on the
+  // calling thread (MoE's expert-parallel path runs one expert per task).
   void Mlp(const MlpWeights& w, int64_t inter, int64_t n, std::span<const float> x,
-           std::span<float> out);
+           std::span<float> out, float* gate, float* up, ThreadPool* pool);
   void Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::span<float> out);
   void Head(const NormWeight& norm, const WeightMatrix& head, std::span<const SequenceChunk> batch,
             int64_t n, std::span<float> logits, std::span<float> final_hidden);
@@ -118,7 +123,13 @@ class Model {
   std::vector<float> expert_weights_;  // [n, top_k]
   std::vector<int32_t> expert_count_;  // [n_routed_experts + 1]
   std::vector<int32_t> expert_slots_;  // [n * top_k]: (token, k) slots grouped by expert
-  float* mtp_concat_;                  // [n, 2 * hidden]
+  // Expert-parallel MoE (few tokens, see ffn.cc), indexed by grouped slot p < kExpertParallelSlots:
+  std::vector<int32_t> active_experts_;  // [n_routed_experts]: experts with tokens this call
+  float* slot_in_;                       // [p, hidden]: the slot's token
+  float* slot_out_;                      // [p, hidden]: its expert's output
+  float* slot_gate_;                     // [p, moe_intermediate]
+  float* slot_up_;                       // [p, moe_intermediate]
+  float* mtp_concat_;                    // [n, 2 * hidden]
 
   // Absorbed attention (attention.cc). W_UK^h transposed and dequantized once at construction,
   // per attention module (main layers, then MTP): [heads, kv_lora_rank, qk_nope].
@@ -131,7 +142,15 @@ class Model {
   float* att_s_;     // [workers, kAttentionBlock, L]: scores, then probabilities
   float* att_u_;     // [workers, kAttentionBlock, kv_lora_rank]: probability-weighted latents
   float* att_o_;     // [workers, kAttentionBlock, v_head_dim]: one head's outputs
+  // Decode steps (DecodeAttention), b = min(max_batch_tokens, kAttentionBlock):
+  float* dec_q_;  // [b, heads, kv_lora_rank + qk_rope]: every token's absorbed queries
+  float* dec_u_;  // [b, heads, kv_lora_rank]: every token's probability-weighted latents
+  float* dec_p_;  // [workers, heads, L]: one chunk's scores, then probabilities
 };
+
+// At most this many (token, expert) slots per MoE layer run expert-parallel: one task per
+// expert on one thread each, instead of row-splitting every expert's three small products.
+inline constexpr int64_t kExpertParallelSlots = 64;
 
 // Query tokens per absorbed-attention step (bounds the per-worker score buffer to this x L).
 inline constexpr int64_t kAttentionBlock = 64;

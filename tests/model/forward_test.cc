@@ -116,6 +116,56 @@ TEST_P(ForwardTest, BatchOfTwoEqualsEachAlone) {
             kOrderTolerance);
 }
 
+// A decode step of several sequences at different positions (one token each, the absorbed
+// decode path with heads split or not across threads) equals each sequence's own decode; a
+// 30-token prefill (MoE experts split by rows: 30 x top-k slots exceed kExpertParallelSlots)
+// equals the same tokens decoded one by one (experts one per task).
+TEST_P(ForwardTest, BatchedDecodeStepAndLongPrefillMatchOneByOne) {
+  const Weights w = Weights::Load(TinyModelDir(GetParam().preset, GetParam().storage));
+  ASSERT_GT(30 * w.config().num_experts_per_tok, kExpertParallelSlots);
+  const int64_t vocab = w.config().vocab_size;
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    Model model(w, pool, {.max_batch_tokens = 32, .max_context = 64});
+    constexpr int kSequences = 5;
+    std::vector<std::vector<int32_t>> tokens;
+    std::vector<std::vector<float>> alone;
+    for (int s = 0; s < kSequences; ++s) {
+      tokens.push_back(Tokens(4 + 3 * s, s));
+      alone.push_back(AllLogits(model, tokens.back()));
+    }
+    // Every sequence but its last token, then one step with each sequence's last token.
+    std::vector<KvCache> caches;
+    for (int s = 0; s < kSequences; ++s) {
+      caches.push_back(model.NewCache(64));
+      std::vector<float> ignored(vocab);
+      SequenceChunk head{&caches[s], std::span(tokens[s]).first(tokens[s].size() - 1), false};
+      model.Forward({&head, 1}, ignored);
+    }
+    std::vector<SequenceChunk> step;
+    for (int s = 0; s < kSequences; ++s)
+      step.push_back({&caches[s], std::span(tokens[s]).last(1), false});
+    std::vector<float> logits(kSequences * vocab);
+    model.Forward(step, logits);
+    for (int s = 0; s < kSequences; ++s)
+      EXPECT_LT(RelativeError(std::span(logits).subspan(s * vocab, vocab),
+                              std::span(alone[s]).last(vocab)),
+                kOrderTolerance)
+          << "sequence " << s << ", " << threads << " threads";
+
+    const auto long_tokens = Tokens(30, 7);
+    const auto prefill = AllLogits(model, long_tokens);
+    KvCache cache = model.NewCache(64);
+    std::vector<float> one(vocab);
+    for (size_t i = 0; i < long_tokens.size(); ++i) {
+      SequenceChunk chunk{&cache, std::span(long_tokens).subspan(i, 1), false};
+      model.Forward({&chunk, 1}, one);
+      EXPECT_LT(RelativeError(one, std::span(prefill).subspan(i * vocab, vocab)), kOrderTolerance)
+          << "position " << i << ", " << threads << " threads";
+    }
+  }
+}
+
 TEST_P(ForwardTest, LastTokenLogitsMatchAllLogits) {
   const Weights w = Weights::Load(TinyModelDir(GetParam().preset, GetParam().storage));
   ThreadPool pool(1);

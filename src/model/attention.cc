@@ -23,6 +23,19 @@ float Dot(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
+// W_UV^h = head h's value rows of kv_b [dv, r]: a view of the stored rows when the layout
+// allows it (kernels/matmul.h ViewRows), else dequantized into `scratch` [dv, r].
+WeightMatrix ValueWeight(const WeightMatrix& kv_b, int64_t head, int64_t nope, int64_t dv,
+                         float* scratch) {
+  WeightMatrix uv;
+  const int64_t value_row = head * (nope + dv) + nope;
+  if (!ViewRows(kv_b, value_row, value_row + dv, &uv)) {
+    DequantizeRows(std::span<float>(scratch, dv * kv_b.cols), kv_b, value_row, value_row + dv);
+    uv = WeightMatrix{DType::F32, scratch, dv, kv_b.cols};
+  }
+  return uv;
+}
+
 }  // namespace
 
 void Model::Attention(const MlaWeights& w, int64_t cache_layer,
@@ -159,12 +172,7 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
       float* w_value = head_weight_ + worker * head_rows * r;     // [dv, r] when not viewable
       for (size_t h = begin; h < end; ++h) {
         const WeightMatrix uk{DType::F32, uk_t + h * r * nope, r, nope};
-        WeightMatrix uv;
-        const int64_t value_row = static_cast<int64_t>(h) * head_rows + nope;
-        if (!ViewRows(w.kv_b, value_row, value_row + dv, &uv)) {
-          DequantizeRows(std::span<float>(w_value, dv * r), w.kv_b, value_row, value_row + dv);
-          uv = WeightMatrix{DType::F32, w_value, dv, r};
-        }
+        const WeightMatrix uv = ValueWeight(w.kv_b, static_cast<int64_t>(h), nope, dv, w_value);
         for (int64_t b0 = 0; b0 < len; b0 += kAttentionBlock) {
           const int64_t b = std::min(kAttentionBlock, len - b0);
           for (int64_t i = 0; i < b; ++i)
@@ -210,15 +218,9 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
 void Model::DecodeAttention(const MlaWeights& w, int64_t cache_layer,
                             std::span<const SequenceChunk> batch) {
   const ModelConfig& c = config_;
-  const int64_t heads = c.num_attention_heads;
-  const int64_t nope = c.qk_nope_head_dim;
-  const int64_t rope = c.qk_rope_head_dim;
-  const int64_t qk = c.qk_head_dim();
-  const int64_t dv = c.v_head_dim;
-  const int64_t r = c.kv_lora_rank;
-  const int64_t row = r + rope;
-  const int64_t head_rows = nope + dv;
-  const int64_t L = options_.max_context;
+  const int64_t heads = c.num_attention_heads, qk = c.qk_head_dim();
+  const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, dv = c.v_head_dim;
+  const int64_t r = c.kv_lora_rank, row = r + rope, L = options_.max_context;
   const int64_t b = static_cast<int64_t>(batch.size());
   const float* uk_t = AbsorbedKeyWeight(w);  // [heads, r, nope]
 
@@ -277,16 +279,11 @@ void Model::DecodeAttention(const MlaWeights& w, int64_t cache_layer,
   });
 
   pool_.ParallelFor(heads, 1, [&](size_t begin, size_t end, int worker) {
-    float* mixed = att_u_ + worker * kAttentionBlock * r;    // [b, r]
-    float* o = att_o_ + worker * kAttentionBlock * dv;       // [b, dv]
-    float* w_value = head_weight_ + worker * head_rows * r;  // [dv, r] when not viewable
+    float* mixed = att_u_ + worker * kAttentionBlock * r;      // [b, r]
+    float* o = att_o_ + worker * kAttentionBlock * dv;         // [b, dv]
+    float* w_value = head_weight_ + worker * (nope + dv) * r;  // [dv, r] when not viewable
     for (size_t h = begin; h < end; ++h) {
-      WeightMatrix uv;
-      const int64_t value_row = static_cast<int64_t>(h) * head_rows + nope;
-      if (!ViewRows(w.kv_b, value_row, value_row + dv, &uv)) {
-        DequantizeRows(std::span<float>(w_value, dv * r), w.kv_b, value_row, value_row + dv);
-        uv = WeightMatrix{DType::F32, w_value, dv, r};
-      }
+      const WeightMatrix uv = ValueWeight(w.kv_b, static_cast<int64_t>(h), nope, dv, w_value);
       for (int64_t t = 0; t < b; ++t)
         std::memcpy(mixed + t * r, dec_u_ + (t * heads + h) * r, r * sizeof(float));
       MatMul(std::span<float>(o, b * dv), std::span<const float>(mixed, b * r), b, uv, nullptr);

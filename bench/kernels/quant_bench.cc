@@ -23,7 +23,6 @@ constexpr size_t kQuantBytesInRotation = size_t{256} << 20;
 
 struct QuantCopy {
   AlignedBuffer codes;
-  std::vector<uint16_t> scales;
   WeightMatrix matrix;
 };
 
@@ -31,16 +30,12 @@ QuantCopy MakeQuantWeight(QuantFormat format, int64_t rows, int64_t cols, std::m
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> values(static_cast<size_t>(rows * cols));
   for (float& v : values) v = normal(rng);
-  const size_t bytes = static_cast<size_t>(rows * QuantRowBytes(format, cols));
-  QuantCopy copy{AlignedBuffer(bytes), std::vector<uint16_t>(rows * QuantGroups(cols)), {}};
-  QuantizeRows(format, std::span<uint8_t>(static_cast<uint8_t*>(copy.codes.data()), bytes),
-               copy.scales, values, rows, cols);
-  copy.matrix = {format == QuantFormat::kInt8 ? DType::I8 : DType::U8,
-                 copy.codes.data(),
-                 rows,
-                 cols,
-                 nullptr,
-                 copy.scales.data()};
+  const size_t bytes = static_cast<size_t>(QuantStoredBytes(format, rows, cols));
+  QuantCopy copy{AlignedBuffer(bytes), {}};
+  QuantizeRows(format, std::span<uint8_t>(static_cast<uint8_t*>(copy.codes.data()), bytes), values,
+               rows, cols);
+  copy.matrix = {format == QuantFormat::kInt8 ? DType::I8 : DType::U8, copy.codes.data(), rows,
+                 cols};
   return copy;
 }
 
@@ -56,8 +51,7 @@ void BM_QuantMatMul(benchmark::State& state) {
   const int64_t n = state.range(1), rows = state.range(2), cols = state.range(3);
   ThreadPool pool(static_cast<int>(state.range(4)));
   std::mt19937 rng(1234);
-  const size_t weight_bytes =
-      static_cast<size_t>(rows * (QuantRowBytes(format, cols) + QuantGroups(cols) * 2));
+  const size_t weight_bytes = static_cast<size_t>(QuantStoredBytes(format, rows, cols));
   const size_t n_copies = n == 1 ? kQuantBytesInRotation / weight_bytes + 1 : 1;
   std::vector<QuantCopy> weights;
   for (size_t i = 0; i < n_copies; ++i) weights.push_back(MakeQuantWeight(format, rows, cols, rng));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -210,8 +211,8 @@ SafetensorsHeader ParseSafetensorsHeader(std::span<const uint8_t> file, const st
   return header;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path)
-    : file_(path), header_(ParseSafetensorsHeader(file_.bytes(), path)) {
+SafetensorsFile::SafetensorsFile(const std::string& path, FileLoad load)
+    : file_(path, load), header_(ParseSafetensorsHeader(file_.bytes(), path)) {
   for (size_t i = 0; i < header_.entries.size(); ++i) index_[header_.entries[i].name] = i;
 }
 
@@ -267,7 +268,38 @@ std::vector<std::string> ReadIndex(const std::string& index_path, Json& weight_m
 
 }  // namespace
 
-Checkpoint Checkpoint::Open(const std::string& dir) {
+namespace {
+
+// MemAvailable from /proc/meminfo in bytes; 0 when unknown.
+uint64_t AvailableMemory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t value = 0;
+  std::string unit;
+  while (meminfo >> key >> value >> unit)
+    if (key == "MemAvailable:") return value * 1024;
+  return 0;
+}
+
+bool ShouldCopy(const std::string& dir, const std::vector<std::string>& shards) {
+  const char* env = std::getenv("WHALE_LOAD");
+  const std::string choice = env != nullptr ? env : "";
+  if (choice == "map") return false;
+  if (choice == "copy") return true;
+  if (!choice.empty())
+    Fail("WHALE_LOAD='", choice, "': expected \"map\" or \"copy\" (or unset: copy when it fits)");
+  uint64_t total = 0;
+  for (const auto& shard : shards) {
+    std::error_code error;
+    total += std::filesystem::file_size(std::filesystem::path(dir) / shard, error);
+  }
+  const uint64_t available = AvailableMemory();
+  return available > 0 && total <= available / 4 * 3;
+}
+
+}  // namespace
+
+Checkpoint Checkpoint::Open(const std::string& dir, Load load) {
   namespace fs = std::filesystem;
   Checkpoint checkpoint;
   checkpoint.dir_ = dir;
@@ -291,9 +323,11 @@ Checkpoint Checkpoint::Open(const std::string& dir) {
       Fail(dir, ": no model.safetensors, model.safetensors.index.json or *.safetensors file");
   }
 
+  checkpoint.copied_ = load == Load::kAuto && ShouldCopy(dir, shard_names);
   for (const auto& shard : shard_names) {
     const std::string path = (fs::path(dir) / shard).string();
-    checkpoint.files_.push_back(std::make_unique<SafetensorsFile>(path));
+    checkpoint.files_.push_back(std::make_unique<SafetensorsFile>(
+        path, checkpoint.copied_ ? FileLoad::kHugeCopy : FileLoad::kMap));
     const size_t file_index = checkpoint.files_.size() - 1;
     for (const auto& entry : checkpoint.files_.back()->header().entries) {
       const auto [it, inserted] = checkpoint.where_.emplace(entry.name, file_index);

@@ -49,7 +49,7 @@ SafetensorsHeader ParseSafetensorsHeader(std::span<const uint8_t> file, const st
 // One mapped and validated .safetensors file.
 class SafetensorsFile {
  public:
-  explicit SafetensorsFile(const std::string& path);
+  explicit SafetensorsFile(const std::string& path, FileLoad load = FileLoad::kMap);
 
   const std::string& path() const { return file_.path(); }
   const SafetensorsHeader& header() const { return header_; }
@@ -68,7 +68,13 @@ class SafetensorsFile {
 // contents exactly), or failing both, every *.safetensors file in the directory.
 class Checkpoint {
  public:
-  static Checkpoint Open(const std::string& dir);
+  // kAuto: FileLoad::kHugeCopy when the files take at most 3/4 of the memory available now
+  // (MemAvailable) and WHALE_LOAD is not "map"; else (or with WHALE_LOAD=map) they are mapped.
+  // WHALE_LOAD=copy forces the copy.
+  enum class Load { kMap, kAuto };
+  static Checkpoint Open(const std::string& dir, Load load = Load::kMap);
+  // How the files were loaded: "mapped" or "copied to huge pages".
+  const char* load_description() const { return copied_ ? "copied to huge pages" : "mapped"; }
 
   bool Has(const std::string& name) const { return where_.count(name) != 0; }
   // Throws Error naming the tensor and the directory if absent.
@@ -83,6 +89,7 @@ class Checkpoint {
 
  private:
   std::string dir_;
+  bool copied_ = false;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;  // name -> index in files_
 };

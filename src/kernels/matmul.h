@@ -18,14 +18,13 @@ struct WeightMatrix {
   // F32, BF16, F8_E4M3, or whale's block formats (kernels/quant.h): I8 = int8 codes, U8 = int4
   // codes two per byte, both in groups of 32 consecutive columns with one F16 scale per group.
   DType dtype;
-  // Row-major. F32/BF16/F8_E4M3: rows * cols elements. I8: rows * ceil(cols / 32) * 32 bytes;
-  // U8: rows * ceil(cols / 32) * 16 bytes (each row padded to whole groups with zero codes).
+  // F32/BF16/F8_E4M3: row-major, rows * cols elements. I8 / U8: whale's block formats, codes and
+  // F16 group scales together in blocks of 8 interleaved rows (kernels/quant.h, STORAGE).
   const void* data;
   int64_t rows, cols;
   // F8_E4M3 only: [ceil(rows / 128), ceil(cols / 128)] F32 multipliers (the checkpoint's
   // weight_scale_inv): W[i, j] = fp8(Wq[i, j]) * S[i / 128, j / 128], edge blocks included.
   const float* block_scales = nullptr;
-  const uint16_t* group_scales = nullptr;  // I8 / U8 (int4): [rows, ceil(cols / 32)] F16 scales
 };
 
 // Edge of the square FP8 scale blocks (spec 3.3).
@@ -62,7 +61,8 @@ void DequantizeRows(std::span<float> out, const WeightMatrix& w, int64_t row_beg
 
 // Rows [begin, end) of w as a matrix of their own, sharing w's memory. False (out untouched)
 // when they cannot be viewed: FP8 needs begin to be a multiple of kWeightScaleBlock (its scale
-// blocks are shared by 128 rows); other layouts view any range. Throws on a bad range.
+// blocks are shared by 128 rows), int8 / int4 a multiple of kQuantRowBlock (rows are stored
+// interleaved in blocks of 8); other layouts view any range. Throws on a bad range.
 bool ViewRows(const WeightMatrix& w, int64_t begin, int64_t end, WeightMatrix* out);
 
 }  // namespace whale

@@ -3,6 +3,7 @@
 // matmul.cc, no reassociation).
 #include "kernels/matmul.h"
 
+#include "kernels/quant.h"
 #include "kernels/quant_matmul.h"
 
 #include "util/error.h"
@@ -40,8 +41,6 @@ bool IsQuantized(DType dtype) {
 
 void ValidateWeightMatrix(const WeightMatrix& w, std::string_view context) {
   if (IsQuantized(w.dtype)) return ValidateQuantWeight(w, context);
-  if (w.group_scales != nullptr)
-    Fail(context, ": ", Name(w.dtype), " weight has group_scales (only I8 / U8 weights have them)");
   if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F8_E4M3)
     Fail(context, ": weight dtype ", Name(w.dtype),
          " is not supported (expected F32, BF16, F8_E4M3, I8 or U8)");
@@ -101,9 +100,10 @@ bool ViewRows(const WeightMatrix& w, int64_t begin, int64_t end, WeightMatrix* o
   if (begin < 0 || begin > end || end > w.rows)
     Fail("ViewRows: rows [", begin, ", ", end, ") are not within [0, ", w.rows, ")");
   if (w.dtype == DType::F8_E4M3 && begin % kWeightScaleBlock != 0) return false;
+  const bool block_quantized = w.dtype == DType::I8 || w.dtype == DType::U8;
+  if (block_quantized && begin % kQuantRowBlock != 0) return false;
   WeightMatrix view = w;
   view.rows = end - begin;
-  const int64_t groups = (w.cols + 31) / 32;
   const auto* bytes = static_cast<const uint8_t*>(w.data);
   switch (w.dtype) {
     case DType::F8_E4M3:
@@ -112,8 +112,12 @@ bool ViewRows(const WeightMatrix& w, int64_t begin, int64_t end, WeightMatrix* o
       break;
     case DType::I8:
     case DType::U8:
-      view.data = bytes + begin * groups * (w.dtype == DType::I8 ? 32 : 16);
-      view.group_scales = w.group_scales + begin * groups;
+      // Whole row blocks (kernels/quant.h STORAGE); a partial last block of the view reads rows
+      // of w past `end`, whose outputs the kernels never write.
+      view.data =
+          bytes + (begin / kQuantRowBlock) *
+                      QuantBlockBytes(
+                          w.dtype == DType::I8 ? QuantFormat::kInt8 : QuantFormat::kInt4, w.cols);
       break;
     default:
       view.data = bytes + begin * w.cols * static_cast<int64_t>(SizeOf(w.dtype));

@@ -133,7 +133,11 @@ struct Fp8Decoder {
   static constexpr bool kScaled = true;
   static constexpr float kVectorScale = 256.0f;  // the vector decode yields value · 2^-8
   using D16 = hn::Repartition<int16_t, DF>;      // 2N lanes
-  hn::Vec<D16> max_magnitude = hn::Zero(D16());  // max of (code & 0x7F) << 7 seen so far
+  hn::Vec<D16> max_magnitude;                    // max of (code & 0x7F) << 7 seen so far
+
+  // Spelled out: an implicit constructor would be compiled without the target's attributes
+  // (a build without -march=native then fails to inline Zero).
+  HWY_INLINE Fp8Decoder() : max_magnitude(hn::Zero(D16())) {}
 
   HWY_INLINE void Decode2(DF df, const uint8_t* p, VF& lo, VF& hi) {
     const D16 d16;

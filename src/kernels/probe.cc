@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 #include "util/error.h"
 
 namespace whale {
@@ -111,29 +112,19 @@ double MeasureMatMulPeak(DType dtype, ThreadPool* pool, const MatMulPeakOptions&
   const int64_t rows = options.rows, cols = options.cols, n = options.tokens;
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  // Whale's block formats (kernels/quant.h): random codes, one F16 scale per 32 columns.
-  const int64_t groups = (cols + 31) / 32;
-  std::vector<uint8_t> codes;
-  std::vector<uint16_t> group_scales;
-  if (quantized) {
-    std::uniform_int_distribution<int> byte(dtype == DType::I8 ? 129 : 0, 255 + 127);
-    codes.resize(static_cast<size_t>(rows * groups * (dtype == DType::I8 ? 32 : 16)));
-    for (uint8_t& c : codes) c = static_cast<uint8_t>(byte(rng) & 0xFF);  // I8: never -128
-    const std::vector<float> scale(static_cast<size_t>(rows * groups), 0.01f);
-    group_scales.resize(scale.size());
-    ConvertFromF32(DType::F16, scale, group_scales.data());
-  }
-  std::vector<float> values(quantized ? 0 : static_cast<size_t>(rows * cols));
+  std::vector<float> values(static_cast<size_t>(rows * cols));
   for (float& v : values) v = normal(rng) * (dtype == DType::F8_E4M3 ? 32.0f : 1.0f);
-  std::vector<uint8_t> data(values.size() * SizeOf(dtype));  // [rows, cols] stored
-  if (!quantized) ConvertFromF32(dtype, values, data.data());
+  // Whale's block formats (kernels/quant.h) are quantized from the same values.
+  const QuantFormat format = dtype == DType::I8 ? QuantFormat::kInt8 : QuantFormat::kInt4;
+  std::vector<uint8_t> data(quantized ? static_cast<size_t>(QuantStoredBytes(format, rows, cols))
+                                      : values.size() * SizeOf(dtype));
+  if (quantized)
+    QuantizeRows(format, data, values, rows, cols);
+  else
+    ConvertFromF32(dtype, values, data.data());
   const int64_t grid = ((rows + 127) / 128) * ((cols + 127) / 128);
   std::vector<float> scales(dtype == DType::F8_E4M3 ? grid : 0, 1.0f / 32);
-  WeightMatrix w{dtype, data.data(), rows, cols, scales.empty() ? nullptr : scales.data()};
-  if (quantized) {
-    w.data = codes.data();
-    w.group_scales = group_scales.data();
-  }
+  const WeightMatrix w{dtype, data.data(), rows, cols, scales.empty() ? nullptr : scales.data()};
   std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
   for (float& v : x) v = normal(rng);
   MatMul(y, x, n, w, pool);  // warm-up: page faults, thread-local scratch

@@ -28,18 +28,50 @@ const char* QuantFormatName(QuantFormat format) {
   return format == QuantFormat::kInt8 ? "int8" : "int4";
 }
 
-void QuantizeRows(QuantFormat format, std::span<uint8_t> codes, std::span<uint16_t> scales,
-                  std::span<const float> w, int64_t rows, int64_t cols) {
+int64_t QuantCodeIndex(QuantFormat format, int64_t cols, int64_t row, int64_t col, bool* high) {
+  const int64_t base = (row / kQuantRowBlock) * QuantBlockBytes(format, cols) +
+                       QuantGroupCodeOffset(format, col / kQuantGroup);
+  const int64_t lane = (row % kQuantRowBlock) * 4;  // the row's 4 bytes within a chunk
+  const int64_t i = col % kQuantGroup;
+  if (format == QuantFormat::kInt8) {
+    *high = false;
+    return base + (i / 4) * 32 + lane + i % 4;
+  }
+  const int64_t byte = i % (kQuantGroup / 2);  // the row's group byte holding element i
+  *high = i >= kQuantGroup / 2;
+  return base + (byte / 4) * 32 + lane + byte % 4;
+}
+
+int64_t QuantScaleIndex(QuantFormat format, int64_t cols, int64_t row, int64_t group) {
+  return (row / kQuantRowBlock) * QuantBlockBytes(format, cols) + QuantQuadOffset(format, group) +
+         (group % kQuantQuad) * 16 + (row % kQuantRowBlock) * 2;
+}
+
+namespace {
+
+uint16_t LoadF16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | p[1] << 8);
+}
+
+}  // namespace
+
+void QuantizeRows(QuantFormat format, std::span<uint8_t> stored, std::span<const float> w,
+                  int64_t rows, int64_t cols) {
   const int64_t groups = QuantGroups(cols);
-  const int64_t row_bytes = QuantRowBytes(format, cols);
   WHALE_ASSERT(rows >= 0 && cols >= 0 && static_cast<int64_t>(w.size()) == rows * cols &&
-                   static_cast<int64_t>(codes.size()) == rows * row_bytes &&
-                   static_cast<int64_t>(scales.size()) == rows * groups,
+                   static_cast<int64_t>(stored.size()) == QuantStoredBytes(format, rows, cols),
                "QuantizeRows sizes");
+  // Padding (rows of the last block, columns of the last group, scales past the last group)
+  // stays 0: code 0, scale 0.
+  std::fill(stored.begin(), stored.end(), uint8_t{0});
+  const auto put = [&](int64_t r, int64_t col, uint8_t code) {
+    bool high = false;
+    uint8_t& byte = stored[QuantCodeIndex(format, cols, r, col, &high)];
+    byte = format == QuantFormat::kInt8 ? code
+                                        : static_cast<uint8_t>(byte | (high ? code << 4 : code));
+  };
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = w.data() + r * cols;
-    uint8_t* out = codes.data() + r * row_bytes;
-    std::fill(out, out + row_bytes, uint8_t{0});
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t begin = g * kQuantGroup;
       const int64_t len = std::min(kQuantGroup, cols - begin);
@@ -55,49 +87,37 @@ void QuantizeRows(QuantFormat format, std::span<uint8_t> codes, std::span<uint16
         scale_bits = format == QuantFormat::kInt8 ? GroupScale(std::abs(extreme), 127.0f, r, g)
                                                   : GroupScale(-extreme, 8.0f, r, g);
       }
-      scales[r * groups + g] = scale_bits;
+      uint8_t* scale_at = &stored[QuantScaleIndex(format, cols, r, g)];
+      scale_at[0] = static_cast<uint8_t>(scale_bits & 0xFF);
+      scale_at[1] = static_cast<uint8_t>(scale_bits >> 8);
       const double scale = F16ToF32(scale_bits);
-      for (int64_t k = 0; k < len; ++k) {
-        const double ratio = scale == 0.0 ? 0.0 : row[begin + k] / scale;
+      for (int64_t k = 0; k < kQuantGroup; ++k) {
+        // Padding columns: int8 code 0, int4 code 8; both dequantize to exactly 0.
+        const double ratio = k >= len || scale == 0.0 ? 0.0 : row[begin + k] / scale;
         if (format == QuantFormat::kInt8) {
           const double q = std::clamp(std::nearbyint(ratio), -127.0, 127.0);
-          out[begin + k] = static_cast<uint8_t>(static_cast<int8_t>(q));
+          put(r, begin + k, static_cast<uint8_t>(static_cast<int8_t>(q)));
         } else {
-          const auto c = static_cast<uint8_t>(std::clamp(std::nearbyint(ratio), -8.0, 7.0) + 8);
-          uint8_t& byte = out[g * (kQuantGroup / 2) + k % (kQuantGroup / 2)];
-          byte = static_cast<uint8_t>(byte | (k < kQuantGroup / 2 ? c : c << 4));
-        }
-      }
-      if (format == QuantFormat::kInt4) {
-        // Padding elements must dequantize to 0: code 8.
-        for (int64_t k = len; k < kQuantGroup; ++k) {
-          uint8_t& byte = out[g * (kQuantGroup / 2) + k % (kQuantGroup / 2)];
-          byte = static_cast<uint8_t>(byte | (k < kQuantGroup / 2 ? 8 : 8 << 4));
+          put(r, begin + k, static_cast<uint8_t>(std::clamp(std::nearbyint(ratio), -8.0, 7.0) + 8));
         }
       }
     }
   }
 }
 
-void DequantizeCodes(QuantFormat format, std::span<float> out, const uint8_t* codes,
-                     const uint16_t* scales, int64_t rows, int64_t cols) {
-  const int64_t groups = QuantGroups(cols);
-  const int64_t row_bytes = QuantRowBytes(format, cols);
-  WHALE_ASSERT(static_cast<int64_t>(out.size()) == rows * cols, "DequantizeCodes sizes");
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* row = codes + r * row_bytes;
+void DequantizeCodes(QuantFormat format, std::span<float> out, const uint8_t* stored, int64_t cols,
+                     int64_t row_begin, int64_t row_end) {
+  WHALE_ASSERT(static_cast<int64_t>(out.size()) == (row_end - row_begin) * cols,
+               "DequantizeCodes sizes");
+  for (int64_t r = row_begin; r < row_end; ++r) {
     for (int64_t k = 0; k < cols; ++k) {
-      const int64_t g = k / kQuantGroup;
-      const int64_t i = k % kQuantGroup;
-      const float scale = F16ToF32(scales[r * groups + g]);
-      int code;
-      if (format == QuantFormat::kInt8) {
-        code = static_cast<int8_t>(row[k]);
-      } else {
-        const uint8_t byte = row[g * (kQuantGroup / 2) + i % (kQuantGroup / 2)];
-        code = (i < kQuantGroup / 2 ? byte & 0x0F : byte >> 4) - 8;
-      }
-      out[r * cols + k] = static_cast<float>(code) * scale;
+      const float scale =
+          F16ToF32(LoadF16(stored + QuantScaleIndex(format, cols, r, k / kQuantGroup)));
+      bool high = false;
+      const uint8_t byte = stored[QuantCodeIndex(format, cols, r, k, &high)];
+      const int code = format == QuantFormat::kInt8 ? static_cast<int8_t>(byte)
+                                                    : (high ? byte >> 4 : byte & 0x0F) - 8;
+      out[(r - row_begin) * cols + k] = static_cast<float>(code) * scale;
     }
   }
 }

@@ -1,6 +1,6 @@
 // Matrix products against whale's int8 / int4 block-quantized weights (formats in kernels/quant.h).
 //
-// y = x · Wᵀ with W stored as WeightMatrix dtype I8 (int8) or U8 (int4) plus group_scales. The
+// y = x · Wᵀ with W stored as WeightMatrix dtype I8 (int8) or U8 (int4), codes and scales. The
 // activations x (F32) are quantized on the fly, once per call, to int8 per group of 32 columns
 // (QuantizeActivationRow in kernels/quant.h); each group's dot product is then an exact integer
 // sum, scaled by the weight group's F16 scale times the activation group's F32 scale and summed in
@@ -18,7 +18,7 @@
 namespace whale {
 
 // Throws whale::Error (message starting with `context`) unless w.dtype is I8 or U8, dims are
-// non-negative, data and group_scales are present, and block_scales is absent.
+// non-negative, data is present, and block_scales is absent.
 void ValidateQuantWeight(const WeightMatrix& w, std::string_view context);
 
 // y[n, rows] = x[n, cols] · Wᵀ for dtype I8 / U8 respectively (fast kernels behind Highway's

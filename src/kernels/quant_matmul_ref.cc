@@ -24,11 +24,8 @@ void DequantizeRowsQuant(std::span<float> out, const WeightMatrix& w, int64_t ro
     Fail("DequantizeRowsQuant: output has ", out.size(), " values, expected ",
          (row_end - row_begin) * w.cols);
   if (row_end == row_begin || w.cols == 0) return;
-  const QuantFormat format = FormatOf(w);
-  const auto* codes =
-      static_cast<const uint8_t*>(w.data) + row_begin * QuantRowBytes(format, w.cols);
-  const uint16_t* scales = w.group_scales + row_begin * QuantGroups(w.cols);
-  DequantizeCodes(format, out, codes, scales, row_end - row_begin, w.cols);
+  DequantizeCodes(FormatOf(w), out, static_cast<const uint8_t*>(w.data), w.cols, row_begin,
+                  row_end);
 }
 
 void MatMulQuantRef(std::span<float> y, std::span<const float> x, int64_t n,

@@ -263,6 +263,13 @@ ModelConfig ParseModelConfig(const std::string& json_text, const std::string& so
         Fail(source,
              ": field 'quantization_config.group_size' = ", group ? group->dump() : "missing",
              ": expected ", kQuantGroup);
+      // Earlier whale versions stored the codes row-major (no "layout" field); their files
+      // cannot be read as interleaved rows.
+      const Json* layout = qf.Find("layout");
+      if (layout == nullptr || !layout->is_string() || layout->get<std::string>() != "rows8")
+        Fail(source, ": field 'quantization_config.layout' = ", layout ? layout->dump() : "missing",
+             ": expected \"rows8\" (8 interleaved rows; a checkpoint without it was quantized "
+             "by an older whale: run whale quantize again on the original checkpoint)");
       for (const auto& key : qf.Unused())
         Fail(source, ": field 'quantization_config.", key, "' is not supported");
       c.block_quantization = bq;
@@ -399,6 +406,7 @@ std::string ModelConfigToJson(const ModelConfig& c) {
   if (c.block_quantization) {
     j["quantization_config"] = {{"format", QuantFormatName(c.block_quantization->format)},
                                 {"group_size", c.block_quantization->group_size},
+                                {"layout", "rows8"},
                                 {"quant_method", "whale"}};
   }
   if (c.quantization) {

@@ -22,16 +22,8 @@ bool IsBlockQuantized(TensorRole role) {
   return role == TensorRole::kLinear || role == TensorRole::kMtpProjection;
 }
 
-std::string GroupScaleName(const std::string& weight_name) {
-  return weight_name + "_scale";
-}
-
 std::vector<int64_t> BlockQuantizedShape(QuantFormat format, const std::vector<int64_t>& shape) {
-  return {shape[0], QuantRowBytes(format, shape[1])};
-}
-
-std::vector<int64_t> GroupScaleShape(const std::vector<int64_t>& shape) {
-  return {shape[0], QuantGroups(shape[1])};
+  return {QuantRowBlocks(shape[0]), QuantBlockBytes(format, shape[1])};
 }
 
 namespace {

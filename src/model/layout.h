@@ -45,12 +45,11 @@ std::vector<int64_t> ScaleShape(const std::vector<int64_t>& weight_shape, int64_
                                 int64_t block_cols);
 
 // whale's block-quantized checkpoints (config.block_quantization; format in kernels/quant.h):
-// linear projections and the MTP eh_proj are stored as codes `<name>` I8 [rows, groups * 32] or
-// U8 [rows, groups * 16] plus scales `<name>_scale` F16 [rows, groups], groups = ceil(cols / 32).
+// linear projections and the MTP eh_proj are stored as one tensor `<name>` of codes and F16
+// scales, I8 (int8) or U8 (int4) [ceil(rows / 8), QuantBlockBytes(cols)]: rows interleaved 8 at
+// a time, groups of 32 columns.
 bool IsBlockQuantized(TensorRole role);
-std::string GroupScaleName(const std::string& weight_name);
 std::vector<int64_t> BlockQuantizedShape(QuantFormat format, const std::vector<int64_t>& shape);
-std::vector<int64_t> GroupScaleShape(const std::vector<int64_t>& shape);
 
 // Parameter counts derived from the layout.
 struct ParameterCounts {

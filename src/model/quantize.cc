@@ -20,6 +20,7 @@ namespace whale {
 namespace {
 
 constexpr int64_t kRowsPerTask = 64;
+static_assert(kRowsPerTask % kQuantRowBlock == 0, "parts must be whole row blocks");
 
 WeightMatrix SourceMatrix(const Checkpoint& checkpoint, const std::string& name) {
   const Tensor t = checkpoint.Get(name);
@@ -29,11 +30,11 @@ WeightMatrix SourceMatrix(const Checkpoint& checkpoint, const std::string& name)
   return m;
 }
 
-// codes [rows, row bytes] and scales [rows, groups] of one weight, row blocks in parallel.
+// The stored codes and scales of one weight (kernels/quant.h STORAGE), parts of kRowsPerTask
+// rows (whole row blocks) in parallel.
 void QuantizeMatrix(const WeightMatrix& source, QuantFormat format, const std::string& name,
-                    std::span<uint8_t> codes, std::span<uint16_t> scales, ThreadPool& pool) {
+                    std::span<uint8_t> stored, ThreadPool& pool) {
   const int64_t rows = source.rows, cols = source.cols;
-  const int64_t row_bytes = QuantRowBytes(format, cols), groups = QuantGroups(cols);
   const int64_t n_tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
   std::mutex mutex;
   std::string error;  // the first failure; exceptions must not leave a pool worker
@@ -45,8 +46,10 @@ void QuantizeMatrix(const WeightMatrix& source, QuantFormat format, const std::s
       try {
         block.resize(static_cast<size_t>(n_rows * cols));
         DequantizeRows(block, source, r0, r0 + n_rows);
-        QuantizeRows(format, codes.subspan(r0 * row_bytes, n_rows * row_bytes),
-                     scales.subspan(r0 * groups, n_rows * groups), block, n_rows, cols);
+        QuantizeRows(format,
+                     stored.subspan((r0 / kQuantRowBlock) * QuantBlockBytes(format, cols),
+                                    QuantStoredBytes(format, n_rows, cols)),
+                     block, n_rows, cols);
       } catch (const Error& e) {
         // Row numbers from QuantizeRows are relative to the block.
         const std::lock_guard<std::mutex> lock(mutex);
@@ -93,30 +96,12 @@ ModelConfig QuantizeCheckpoint(const std::string& in_dir, const std::string& out
                          }});
       continue;
     }
-    // The codes' fill computes the scales too and hands them to the scale tensor's fill, which
-    // WriteCheckpoint calls right after (tensors are written in order); a scale fill that finds
-    // nothing handed over recomputes.
-    auto scales = std::make_shared<std::vector<uint16_t>>();
-    const int64_t rows = spec.shape[0], cols = spec.shape[1];
     const std::string name = spec.name;
     ThreadPool* threads = &pool;
-    auto quantize = [source, name, format, threads, rows, cols](std::span<uint8_t> codes,
-                                                                std::vector<uint16_t>& s) {
-      s.resize(static_cast<size_t>(rows * QuantGroups(cols)));
-      QuantizeMatrix(SourceMatrix(*source, name), format, name, codes, s, *threads);
-    };
     pending.push_back({name, format == QuantFormat::kInt8 ? DType::I8 : DType::U8,
                        BlockQuantizedShape(format, spec.shape),
-                       [quantize, scales](std::span<uint8_t> out) { quantize(out, *scales); }});
-    pending.push_back({GroupScaleName(name), DType::F16, GroupScaleShape(spec.shape),
-                       [quantize, scales, rows, cols, format](std::span<uint8_t> out) {
-                         if (scales->empty()) {
-                           std::vector<uint8_t> codes(
-                               static_cast<size_t>(rows * QuantRowBytes(format, cols)));
-                           quantize(codes, *scales);
-                         }
-                         std::memcpy(out.data(), scales->data(), out.size());
-                         std::vector<uint16_t>().swap(*scales);
+                       [source, name, format, threads](std::span<uint8_t> out) {
+                         QuantizeMatrix(SourceMatrix(*source, name), format, name, out, *threads);
                        }});
   }
 

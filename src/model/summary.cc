@@ -120,19 +120,12 @@ std::string DescribeModel(const ModelConfig& c, const Checkpoint* checkpoint) {
   std::map<std::string, Usage> by_dtype;
   int64_t n_scales = 0;
   double scale_bytes = 0;
-  int64_t n_group_scales = 0;
-  double group_scale_bytes = 0;
   std::string example;
   for (const std::string& name : checkpoint->Names()) {
     const SafetensorsEntry& e = checkpoint->Entry(name);
     if (name.ends_with("_scale_inv")) {
       ++n_scales;
       scale_bytes += static_cast<double>(e.end - e.begin);
-      continue;
-    }
-    if (c.block_quantization && name.ends_with(".weight_scale")) {
-      ++n_group_scales;
-      group_scale_bytes += static_cast<double>(e.end - e.begin);
       continue;
     }
     Usage& u = by_dtype[std::string(Name(e.dtype))];
@@ -160,15 +153,16 @@ std::string DescribeModel(const ModelConfig& c, const Checkpoint* checkpoint) {
   if (c.block_quantization) {
     const char* codes = c.block_quantization->format == QuantFormat::kInt8 ? "I8" : "U8";
     const Usage& u = by_dtype[codes];
+    double weights = 0;  // logical weights of the quantized tensors
+    for (const TensorSpec& spec : CheckpointLayout(c))
+      if (IsBlockQuantized(spec.role))
+        weights += static_cast<double>(spec.shape[0] * spec.shape[1]);
     row("quantized",
-        Format("whale %s, groups of %lld columns: %lld %s code tensors %s + %lld F16 "
-               "group-scale tensors %s = %.3f bits per quantized weight (padding "
-               "included)",
+        Format("whale %s, groups of %lld columns, rows interleaved by 8: %lld %s tensors of "
+               "codes and F16 scales, %s = %.3f bits per quantized weight (padding included)",
                QuantFormatName(c.block_quantization->format),
                (long long)c.block_quantization->group_size, (long long)u.tensors, codes,
-               HumanAmount(u.bytes, "B").c_str(), (long long)n_group_scales,
-               HumanAmount(group_scale_bytes, "B").c_str(),
-               u.elements > 0 ? 8.0 * (u.bytes + group_scale_bytes) / u.elements : 0.0));
+               HumanAmount(u.bytes, "B").c_str(), weights > 0 ? 8.0 * u.bytes / weights : 0.0));
   }
   return out.str();
 }

@@ -48,8 +48,10 @@ class Mapper {
     if (t.dtype() == DType::F8_E4M3)
       m.block_scales = checkpoint_.Get(ScaleName(name)).data_as<float>();
     if (t.dtype() == DType::I8 || t.dtype() == DType::U8) {
-      m.cols = shapes_.at(name)[1];  // the stored rows are padded to whole groups
-      m.group_scales = checkpoint_.Get(GroupScaleName(name)).data_as<uint16_t>();
+      // The stored codes are [blocks, groups, bytes] (kernels/quant.h): the logical shape is
+      // the layout's.
+      m.rows = shapes_.at(name)[0];
+      m.cols = shapes_.at(name)[1];
     }
     return m;
   }
@@ -122,18 +124,10 @@ void ValidateBlockQuantized(const ModelConfig& config, const Checkpoint& checkpo
     Fail(checkpoint.FileOf(spec.name), ": tensor '", spec.name, "' is ", Name(entry.dtype), " ",
          ShapeString(entry.shape), "; quantization_config (whale ", QuantFormatName(format),
          ") expects ", Name(dtype), " ", ShapeString(shape), " (codes of the ",
-         ShapeString(spec.shape), " weight, rows padded to groups of ", kQuantGroup, ")");
-  const std::string scale = GroupScaleName(spec.name);
-  if (!checkpoint.Has(scale))
-    Fail(checkpoint.dir(), ": quantized tensor '", spec.name, "' has no group scales '", scale,
-         "'");
-  const SafetensorsEntry& scale_entry = checkpoint.Entry(scale);
-  const auto scale_shape = GroupScaleShape(spec.shape);
-  if (scale_entry.dtype != DType::F16 || scale_entry.shape != scale_shape)
-    Fail(checkpoint.FileOf(scale), ": tensor '", scale, "' is ", Name(scale_entry.dtype), " ",
-         ShapeString(scale_entry.shape), "; expected F16 ", ShapeString(scale_shape),
-         " (one scale per group of ", kQuantGroup, " columns of ", ShapeString(spec.shape), ")");
-  CheckAligned(checkpoint, scale);
+         ShapeString(spec.shape), " weight: blocks of ", kQuantRowBlock,
+         " rows, each with the codes and F16 scales of ", QuantGroups(spec.shape[1]), " groups of ",
+         kQuantGroup, " columns)");
+  CheckAligned(checkpoint, spec.name);
 }
 
 }  // namespace
@@ -153,7 +147,6 @@ void ValidateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint)
     const SafetensorsEntry& entry = checkpoint.Entry(spec.name);
     if (config.block_quantization && IsBlockQuantized(spec.role)) {
       ValidateBlockQuantized(config, checkpoint, spec);
-      expected.insert(GroupScaleName(spec.name));
       continue;
     }
     if (entry.shape != spec.shape)
@@ -183,7 +176,7 @@ void ValidateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint)
 }
 
 Weights Weights::Load(const std::string& dir) {
-  return Load(LoadModelConfig(dir), Checkpoint::Open(dir));
+  return Load(LoadModelConfig(dir), Checkpoint::Open(dir, Checkpoint::Load::kAuto));
 }
 
 Weights Weights::Load(const ModelConfig& config, Checkpoint checkpoint) {

@@ -127,6 +127,37 @@ TEST(Safetensors, SingleFileCheckpoint) {
                      dir.path() + ": checkpoint has no tensor 'nope'");
 }
 
+// The huge-page copy holds the same bytes as the map, on a 2 MiB boundary, for files that are not
+// a whole number of pages; WHALE_LOAD chooses between the two and refuses anything else.
+TEST(Safetensors, HugePageCopyEqualsTheMap) {
+  ScratchDir dir;
+  for (size_t size : {size_t{1}, size_t{4097}, (size_t{3} << 20) + 5}) {
+    std::string bytes(size, '\0');
+    for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(i * 131 + i / 7);
+    const std::string path = dir / "blob";
+    WriteTextFile(path, bytes);
+    const MappedFile mapped(path, FileLoad::kMap), copied(path, FileLoad::kHugeCopy);
+    ASSERT_EQ(copied.size(), size);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(copied.bytes().data()) % (size_t{2} << 20), 0u);
+    EXPECT_TRUE(std::equal(mapped.bytes().begin(), mapped.bytes().end(), copied.bytes().begin()));
+  }
+  const auto tensors = SampleTensors();
+  WriteCheckpoint(dir.path(), tensors, 1 << 20);
+  ::setenv("WHALE_LOAD", "copy", 1);
+  const Checkpoint copied = Checkpoint::Open(dir.path(), Checkpoint::Load::kAuto);
+  EXPECT_STREQ(copied.load_description(), "copied to huge pages");
+  ExpectContents(copied, tensors);
+  ::setenv("WHALE_LOAD", "map", 1);
+  EXPECT_STREQ(Checkpoint::Open(dir.path(), Checkpoint::Load::kAuto).load_description(), "mapped");
+  ::setenv("WHALE_LOAD", "mmap", 1);
+  ExpectErrorMessage([&] { Checkpoint::Open(dir.path(), Checkpoint::Load::kAuto); },
+                     "WHALE_LOAD='mmap': expected \"map\" or \"copy\" (or unset: copy when it "
+                     "fits)");
+  ::unsetenv("WHALE_LOAD");
+  // Without kAuto nothing is copied, whatever the environment says.
+  EXPECT_STREQ(Checkpoint::Open(dir.path()).load_description(), "mapped");
+}
+
 TEST(Safetensors, ShardedCheckpointWithIndex) {
   ScratchDir dir;
   const auto tensors = SampleTensors();

@@ -19,15 +19,19 @@ namespace {
 
 constexpr double kF32Epsilon = 0x1p-24;  // unit roundoff of F32
 constexpr int64_t kCols[] = {1, 31, 32, 33, 127, 129, 288, 300, 4095};
-constexpr int64_t kRows[] = {1, 5, 33};
+constexpr int64_t kRows[] = {1, 5, 8, 9, 33};
 constexpr int64_t kTokens[] = {1, 2, 3, 7};
 
 struct TestWeight {
   DType dtype;
   int64_t rows, cols;
-  std::vector<uint8_t> codes;
-  std::vector<uint16_t> scales;
-  WeightMatrix matrix() const { return {dtype, codes.data(), rows, cols, nullptr, scales.data()}; }
+  std::vector<uint8_t> stored;  // codes and scales (kernels/quant.h STORAGE)
+  WeightMatrix matrix() const { return {dtype, stored.data(), rows, cols}; }
+  float scale(int64_t r, int64_t g) const {
+    const int64_t at =
+        QuantScaleIndex(dtype == DType::I8 ? QuantFormat::kInt8 : QuantFormat::kInt4, cols, r, g);
+    return F16ToF32(static_cast<uint16_t>(stored[at] | stored[at + 1] << 8));
+  }
 };
 
 // Codes drawn uniformly from the whole byte range (int8 -128 included, which the quantizer never
@@ -35,25 +39,32 @@ struct TestWeight {
 // signs over several binades.
 TestWeight RandomCodes(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) {
   const QuantFormat format = dtype == DType::I8 ? QuantFormat::kInt8 : QuantFormat::kInt4;
-  const int64_t row_bytes = QuantRowBytes(format, cols);
-  TestWeight w{dtype, rows, cols, std::vector<uint8_t>(rows * row_bytes),
-               std::vector<uint16_t>(rows * QuantGroups(cols))};
+  const int64_t groups = QuantGroups(cols);
+  TestWeight w{dtype, rows, cols, std::vector<uint8_t>(QuantStoredBytes(format, rows, cols))};
   std::uniform_int_distribution<int> byte(0, 255);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t k = 0; k < QuantGroups(cols) * kQuantGroup; ++k) {
+    for (int64_t k = 0; k < groups * kQuantGroup; ++k) {
       const bool pad = k >= cols;
+      bool high = false;
+      uint8_t& stored = w.stored[QuantCodeIndex(format, cols, r, k, &high)];
       if (format == QuantFormat::kInt8) {
-        w.codes[r * row_bytes + k] = pad ? 0 : static_cast<uint8_t>(byte(rng));
+        stored = pad ? 0 : static_cast<uint8_t>(byte(rng));
       } else {
-        const int64_t at = r * row_bytes + (k / 32) * 16 + k % 16;
         const int code = pad ? 8 : byte(rng) & 15;
-        w.codes[at] = static_cast<uint8_t>(w.codes[at] | (k % 32 < 16 ? code : code << 4));
+        stored = static_cast<uint8_t>(stored | (high ? code << 4 : code));
       }
     }
   std::uniform_real_distribution<float> scale(0.5f, 1.0f);
   std::uniform_int_distribution<int> exponent(-14, -6);
-  for (uint16_t& s : w.scales)
-    s = F32ToF16(scale(rng) * std::ldexp(byte(rng) & 1 ? 1.0f : -1.0f, exponent(rng)));
+  for (int64_t r = 0; r < rows; ++r) {  // rows of the last block past `rows` keep scale 0
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint16_t bits =
+          F32ToF16(scale(rng) * std::ldexp(byte(rng) & 1 ? 1.0f : -1.0f, exponent(rng)));
+      const int64_t at = QuantScaleIndex(format, cols, r, g);
+      w.stored[at] = static_cast<uint8_t>(bits & 0xFF);
+      w.stored[at + 1] = static_cast<uint8_t>(bits >> 8);
+    }
+  }
   return w;
 }
 
@@ -81,7 +92,7 @@ std::vector<double> AbsoluteSums(const TestWeight& w, const std::vector<float>& 
     for (int64_t r = 0; r < w.rows; ++r) {
       double s = 0;
       for (int64_t k = 0; k < w.cols; ++k) {
-        const double scale = std::abs(F16ToF32(w.scales[r * groups + k / 32]));
+        const double scale = std::abs(w.scale(r, k / 32));
         const double a = std::abs(q[k] * static_cast<double>(d[k / 32]));
         s += int4 ? (std::abs(deq[r * w.cols + k]) + 8 * scale) * a
                   : std::abs(deq[r * w.cols + k]) * a;
@@ -207,9 +218,9 @@ TEST_P(QuantMatMulTest, BadArgumentsAreErrors) {
   const TestWeight w = RandomCodes(GetParam(), 3, 40, rng);
   std::vector<float> x(40), y(3), y_short(2);
   EXPECT_THROW(fast()(y_short, x, 1, w.matrix(), nullptr), Error);
-  WeightMatrix no_scales = w.matrix();
-  no_scales.group_scales = nullptr;
-  EXPECT_THROW(fast()(y, x, 1, no_scales, nullptr), Error);
+  WeightMatrix no_data = w.matrix();
+  no_data.data = nullptr;
+  EXPECT_THROW(fast()(y, x, 1, no_data, nullptr), Error);
   WeightMatrix wrong = w.matrix();
   wrong.dtype = GetParam() == DType::I8 ? DType::U8 : DType::I8;
   EXPECT_THROW(fast()(y, x, 1, wrong, nullptr), Error);

@@ -34,26 +34,92 @@ std::vector<float> RandomWeights(int64_t rows, int64_t cols, std::mt19937& rng) 
 }
 
 struct Quantized {
-  std::vector<uint8_t> codes;
-  std::vector<uint16_t> scales;
+  std::vector<uint8_t> stored;
   std::vector<float> values;  // dequantized
+  QuantFormat format;
+  int64_t cols;
+  // The code byte of (row, col) and the F16 scale of (row, group), read through the format's
+  // index functions (InterleavedRowsLayout pins those down by hand).
+  uint8_t code_byte(int64_t r, int64_t c) const {
+    bool high = false;
+    return stored[QuantCodeIndex(format, cols, r, c, &high)];
+  }
+  float scale(int64_t r, int64_t g) const {
+    const int64_t at = QuantScaleIndex(format, cols, r, g);
+    return F16ToF32(static_cast<uint16_t>(stored[at] | stored[at + 1] << 8));
+  }
 };
 
 Quantized QuantizeAndBack(QuantFormat format, const std::vector<float>& w, int64_t rows,
                           int64_t cols) {
-  Quantized q{std::vector<uint8_t>(rows * QuantRowBytes(format, cols)),
-              std::vector<uint16_t>(rows * QuantGroups(cols)), std::vector<float>(rows * cols)};
-  QuantizeRows(format, q.codes, q.scales, w, rows, cols);
-  DequantizeCodes(format, q.values, q.codes.data(), q.scales.data(), rows, cols);
+  Quantized q{std::vector<uint8_t>(QuantStoredBytes(format, rows, cols)),
+              std::vector<float>(rows * cols), format, cols};
+  QuantizeRows(format, q.stored, w, rows, cols);
+  DequantizeCodes(format, q.values, q.stored.data(), cols, 0, rows);
   return q;
 }
 
-TEST(QuantFormat, RowBytesAndGroups) {
+TEST(QuantFormat, SizesAndGroups) {
   EXPECT_EQ(QuantGroups(1), 1);
   EXPECT_EQ(QuantGroups(32), 1);
   EXPECT_EQ(QuantGroups(33), 2);
-  EXPECT_EQ(QuantRowBytes(QuantFormat::kInt8, 200), 224);
-  EXPECT_EQ(QuantRowBytes(QuantFormat::kInt4, 200), 112);
+  EXPECT_EQ(QuantRowBlocks(1), 1);
+  EXPECT_EQ(QuantRowBlocks(8), 1);
+  EXPECT_EQ(QuantRowBlocks(9), 2);
+  // 9 rows x 200 columns: 2 row blocks x (2 quads of scales + 7 groups of codes).
+  EXPECT_EQ(QuantStoredBytes(QuantFormat::kInt8, 9, 200), 2 * (2 * 64 + 7 * 256));
+  EXPECT_EQ(QuantStoredBytes(QuantFormat::kInt4, 9, 200), 2 * (2 * 64 + 7 * 128));
+}
+
+// The storage order written out by hand (kernels/quant.h STORAGE): 11 rows (a partial second
+// block) x 168 columns (6 groups, the last partial: a full quad and a partial one), each weight an
+// exact code and every group's scale 1.
+TEST(QuantFormat, InterleavedRowsLayout) {
+  const int64_t rows = 11, cols = 168, groups = 6;
+  std::vector<float> w8(rows * cols), w4(rows * cols);
+  const auto code8 = [](int64_t r, int64_t c) {
+    return c % 32 == 0 ? 127 : static_cast<int>((r * 37 + c * 11) % 255) - 127;
+  };
+  const auto code4 = [](int64_t r, int64_t c) {
+    return c % 32 == 0 ? -8 : static_cast<int>((r * 5 + c * 3) % 15) - 7;
+  };
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      w8[r * cols + c] = static_cast<float>(code8(r, c));
+      w4[r * cols + c] = static_cast<float>(code4(r, c));
+    }
+  const Quantized q8 = QuantizeAndBack(QuantFormat::kInt8, w8, rows, cols);
+  const Quantized q4 = QuantizeAndBack(QuantFormat::kInt4, w4, rows, cols);
+  const int64_t block8 = 2 * 64 + groups * 256, block4 = 2 * 64 + groups * 128;
+  ASSERT_EQ(q8.stored.size(), static_cast<size_t>(2 * block8));
+  ASSERT_EQ(q4.stored.size(), static_cast<size_t>(2 * block4));
+  const auto f16 = [](const std::vector<uint8_t>& bytes, int64_t at) {
+    return F16ToF32(static_cast<uint16_t>(bytes[at] | bytes[at + 1] << 8));
+  };
+  for (int64_t r = 0; r < 16; ++r)
+    for (int64_t g = 0; g < 8; ++g) {  // groups 6 and 7: the unused scales of the last quad
+      const int64_t quad8 = (r / 8) * block8 + (g / 4) * (64 + 4 * 256);
+      const int64_t quad4 = (r / 8) * block4 + (g / 4) * (64 + 4 * 128);
+      const float scale = r < rows && g < groups ? 1.0f : 0.0f;
+      EXPECT_EQ(f16(q8.stored, quad8 + (g % 4) * 16 + (r % 8) * 2), scale) << r << " " << g;
+      EXPECT_EQ(f16(q4.stored, quad4 + (g % 4) * 16 + (r % 8) * 2), scale) << r << " " << g;
+      if (g >= groups) continue;
+      for (int64_t i = 0; i < 32; ++i) {
+        const int64_t c = g * 32 + i;
+        const bool real = r < rows && c < cols;
+        const int64_t at8 = quad8 + 64 + (g % 4) * 256 + (i / 4) * 32 + (r % 8) * 4 + i % 4;
+        EXPECT_EQ(static_cast<int8_t>(q8.stored[at8]), real ? code8(r, c) : 0) << r << " " << c;
+        const int64_t byte = i % 16;
+        const uint8_t b4 =
+            q4.stored[quad4 + 64 + (g % 4) * 128 + (byte / 4) * 32 + (r % 8) * 4 + byte % 4];
+        const int expect4 = r >= rows ? 0 : c >= cols ? 8 : code4(r, c) + 8;
+        EXPECT_EQ(i < 16 ? (b4 & 0x0F) : (b4 >> 4), expect4) << r << " " << c;
+      }
+    }
+  for (int64_t k = 0; k < rows * cols; ++k) {
+    EXPECT_EQ(q8.values[k], w8[k]) << k;
+    EXPECT_EQ(q4.values[k], w4[k]) << k;
+  }
 }
 
 // Every element's error is within the bound the format documents, derived from its group's
@@ -69,7 +135,7 @@ TEST(QuantFormat, RoundTripErrorWithinScaleBound) {
       const int64_t groups = QuantGroups(cols);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t g = 0; g < groups; ++g) {
-          const double s = F16ToF32(q.scales[r * groups + g]);
+          const double s = q.scale(r, g);
           double amax = 0.0;
           for (int64_t k = g * kQuantGroup; k < std::min(cols, (g + 1) * kQuantGroup); ++k)
             amax = std::max(amax, std::abs(static_cast<double>(w[r * cols + k])));
@@ -96,7 +162,8 @@ TEST(QuantFormat, RoundTripErrorWithinScaleBound) {
 }
 
 // A group that is exactly representable survives unchanged, and the bytes have the documented
-// layout: int8 codes in order; int4 byte i = code(i) | code(i + 16) << 4, code = value + 8.
+// layout (one row: its 4-byte pieces 32 bytes apart): int8 code i at (i / 4) * 32 + i % 4; int4
+// byte i = code(i) | code(i + 16) << 4 at (i / 4) * 32 + i % 4, code = value + 8.
 TEST(QuantFormat, ExactGroupsAndNibbleOrder) {
   std::vector<float> w8(32), w4(32);
   for (int i = 0; i < 32; ++i) {
@@ -105,57 +172,41 @@ TEST(QuantFormat, ExactGroupsAndNibbleOrder) {
   }
   w8[31] = 127.0f;
   const Quantized q8 = QuantizeAndBack(QuantFormat::kInt8, w8, 1, 32);
-  EXPECT_EQ(F16ToF32(q8.scales[0]), 1.0f);
+  EXPECT_EQ(F16ToF32(static_cast<uint16_t>(q8.stored[0] | q8.stored[1] << 8)), 1.0f);
   for (int i = 0; i < 32; ++i) {
-    EXPECT_EQ(static_cast<int8_t>(q8.codes[i]), static_cast<int>(w8[i])) << i;
+    EXPECT_EQ(static_cast<int8_t>(q8.stored[64 + (i / 4) * 32 + i % 4]), static_cast<int>(w8[i]))
+        << i;
     EXPECT_EQ(q8.values[i], w8[i]) << i;
   }
   const Quantized q4 = QuantizeAndBack(QuantFormat::kInt4, w4, 1, 32);
-  EXPECT_EQ(F16ToF32(q4.scales[0]), 0.5f);
+  EXPECT_EQ(q4.scale(0, 0), 0.5f);
   for (int i = 0; i < 16; ++i) {
     const int low = i % 16, high = (i + 16) % 16;  // codes: value / 0.5 + 8
-    EXPECT_EQ(q4.codes[i], low | high << 4) << i;
+    EXPECT_EQ(q4.stored[64 + (i / 4) * 32 + i % 4], low | high << 4) << i;
   }
   for (int i = 0; i < 32; ++i) EXPECT_EQ(q4.values[i], w4[i]) << i;
   // A positive extreme gives a negative scale: the extreme itself is the code 0.
   const Quantized neg = QuantizeAndBack(QuantFormat::kInt4, {8.0f, -1.0f, 3.0f}, 1, 3);
-  EXPECT_EQ(F16ToF32(neg.scales[0]), -1.0f);
-  EXPECT_EQ(neg.codes[0] & 0x0F, 0);
+  EXPECT_EQ(neg.scale(0, 0), -1.0f);
+  EXPECT_EQ(neg.code_byte(0, 0) & 0x0F, 0);
   EXPECT_EQ(neg.values[0], 8.0f);
   EXPECT_EQ(neg.values[1], -1.0f);
   EXPECT_EQ(neg.values[2], 3.0f);
 }
 
-// Stored rows are padded to whole groups with codes that dequantize to 0.
-TEST(QuantFormat, PaddingIsZero) {
-  std::vector<float> w(2 * 33, 1.5f);
-  const Quantized q8 = QuantizeAndBack(QuantFormat::kInt8, w, 2, 33);
-  ASSERT_EQ(q8.codes.size(), 128u);
-  for (int r = 0; r < 2; ++r)
-    for (int k = 33; k < 64; ++k) EXPECT_EQ(q8.codes[r * 64 + k], 0) << r << " " << k;
-  const Quantized q4 = QuantizeAndBack(QuantFormat::kInt4, w, 2, 33);
-  ASSERT_EQ(q4.codes.size(), 64u);
-  for (int r = 0; r < 2; ++r) {
-    // Second group: element 32 is real (byte 16's low nibble), 33..63 padding (code 8).
-    EXPECT_EQ(q4.codes[r * 32 + 16] >> 4, 8);
-    for (int k = 17; k < 32; ++k) EXPECT_EQ(q4.codes[r * 32 + k], 0x88) << r << " " << k;
-  }
-}
-
 TEST(QuantFormat, BadWeightsAreErrors) {
   std::vector<float> w(2 * 40, 1.0f);
   w[40 + 5] = std::numeric_limits<float>::quiet_NaN();
-  std::vector<uint8_t> codes(2 * 64);
-  std::vector<uint16_t> scales(2 * 2);
+  std::vector<uint8_t> stored(QuantStoredBytes(QuantFormat::kInt8, 2, 40));
   try {
-    QuantizeRows(QuantFormat::kInt8, codes, scales, w, 2, 40);
+    QuantizeRows(QuantFormat::kInt8, stored, w, 2, 40);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("row 1 column 5"), std::string::npos) << e.what();
   }
   w[45] = 1e10f;  // scale 1e10 / 127 > 65504
   try {
-    QuantizeRows(QuantFormat::kInt8, codes, scales, w, 2, 40);
+    QuantizeRows(QuantFormat::kInt8, stored, w, 2, 40);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("F16 range"), std::string::npos) << e.what();

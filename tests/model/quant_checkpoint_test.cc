@@ -59,6 +59,10 @@ TEST(QuantCheckpoint, ConfigRoundTripAndErrors) {
   EXPECT_NE(with("\"group_size\": 32", "\"group_size\": 64").find("group_size' = 64: expected 32"),
             std::string::npos);
   EXPECT_NE(with("\"whale\"", "\"gptq\"").find("quant_method"), std::string::npos);
+  // A file from before the interleaved layout (no "layout" field) is refused by name.
+  EXPECT_NE(with("\"layout\": \"rows8\",", "").find("'quantization_config.layout' = missing"),
+            std::string::npos);
+  EXPECT_NE(with("\"rows8\"", "\"rows\"").find("older whale"), std::string::npos);
 }
 
 // FP8 input: dequantized with its block scales, then quantized; the loader maps codes in place.
@@ -70,10 +74,9 @@ TEST(QuantCheckpoint, LoadsCodesAndScalesInPlace) {
     const WeightMatrix& kv_a = w.layers[0].attention.kv_a;
     EXPECT_EQ(kv_a.dtype, codes);
     EXPECT_EQ(kv_a.rows, 64 + 16);
-    EXPECT_EQ(kv_a.cols, 200);  // logical: the stored rows hold 224 (int8) or 112 bytes
+    EXPECT_EQ(kv_a.cols, 200);  // logical: stored as 10 row blocks of 7 groups
     EXPECT_EQ(kv_a.data,
               w.checkpoint().Get("model.layers.0.self_attn.kv_a_proj_with_mqa.weight").data());
-    EXPECT_NE(kv_a.group_scales, nullptr);
     EXPECT_EQ(kv_a.block_scales, nullptr);
     EXPECT_EQ(w.layers[1].moe.experts[3].down.dtype, codes);
     EXPECT_EQ(w.mtp->eh_proj.dtype, codes);
@@ -88,8 +91,10 @@ TEST(QuantCheckpoint, LoadsCodesAndScalesInPlace) {
     DequantizeRows(a, o, 0, o.rows);
     DequantizeRowsQuant(b, q, 0, q.rows);
     for (int64_t i = 0; i < o.rows * o.cols; ++i) {
-      const double scale = std::abs(F16ToF32(
-          q.group_scales[(i / o.cols) * QuantGroups(o.cols) + (i % o.cols) / kQuantGroup]));
+      const auto* stored = static_cast<const uint8_t*>(q.data);
+      const int64_t at = QuantScaleIndex(format, o.cols, i / o.cols, (i % o.cols) / kQuantGroup);
+      const double scale =
+          std::abs(F16ToF32(static_cast<uint16_t>(stored[at] | stored[at + 1] << 8)));
       ASSERT_LE(std::abs(a[i] - b[i]), scale) << i;
     }
     // Metadata and the copied companions.
@@ -141,20 +146,26 @@ void ExpectBroken(const std::function<void(std::vector<PendingTensor>&)>& edit,
 
 TEST(QuantCheckpoint, BrokenFilesAreErrorsNamingTheTensor) {
   const std::string o = "model.layers.0.self_attn.o_proj.weight";
-  ExpectBroken([&](auto& t) { std::erase_if(t, [&](auto& p) { return p.name == o + "_scale"; }); },
-               "has no group scales '" + o + "_scale'");
+  // o_proj is [200, 128]: 25 row blocks of (64 bytes of scales + 4 groups x 256 code bytes).
   ExpectBroken(
       [&](auto& t) {
         for (auto& p : t)
-          if (p.name == o + "_scale") p.dtype = DType::BF16;
+          if (p.name == o) p.shape = {25, 1024};
       },
-      "'" + o + "_scale' is BF16 [200, 4]; expected F16 [200, 4]");
+      "'" + o + "' is I8 [25, 1024]; quantization_config (whale int8) expects I8 [25, 1088]");
+  ExpectBroken(
+      [&](auto& t) {
+        t.push_back({o + "_scale", DType::F16, {200, 4}, [](std::span<uint8_t> out) {
+                       std::fill(out.begin(), out.end(), uint8_t{0});
+                     }});
+      },
+      "unexpected tensor '" + o + "_scale'");
   ExpectBroken(
       [&](auto& t) {
         for (auto& p : t)
           if (p.name == o) p.dtype = DType::U8;
       },
-      "'" + o + "' is U8 [200, 128]; quantization_config (whale int8) expects I8 [200, 128]");
+      "'" + o + "' is U8 [25, 1088]; quantization_config (whale int8) expects I8 [25, 1088]");
 }
 
 }  // namespace

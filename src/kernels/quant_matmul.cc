@@ -77,6 +77,14 @@ inline void StoreRows(float* y, const float* acc8, int64_t valid) {
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 
+// The 32 bytes at p split into their low and high nibbles (int4 codes 0..15).
+inline void UnpackNibbles(const uint8_t* p, __m256i& lo, __m256i& hi) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  lo = _mm256_and_si256(bytes, low_nibbles);
+  hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles);
+}
+
 inline __m256i Broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof(v));
@@ -103,7 +111,6 @@ void Tile(const QuantJob& job, int64_t block, int64_t tok0) {
   }
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
   [[maybe_unused]] const __m256i ones16 = _mm256_set1_epi16(1);
   [[maybe_unused]] const __m256i sign_bits = _mm256_set1_epi8(static_cast<char>(0x80));
 
@@ -130,9 +137,8 @@ void Tile(const QuantJob& job, int64_t block, int64_t tok0) {
       }
     } else {
       for (int k = 0; k < 4; ++k) {
-        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + k * 32));
-        const __m256i lo = _mm256_and_si256(bytes, low_nibbles);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles);
+        __m256i lo, hi;
+        UnpackNibbles(wg + k * 32, lo, hi);
         for (int t = 0; t < T; ++t) {
           const int8_t* ag = a[t] + g * kQuantGroup;
           p[t][(2 * k) % kAcc] =
@@ -163,9 +169,8 @@ void Tile(const QuantJob& job, int64_t block, int64_t tok0) {
       __m256i sum16[T];
       for (int t = 0; t < T; ++t) sum16[t] = _mm256_setzero_si256();
       for (int k = 0; k < 4; ++k) {
-        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + k * 32));
-        const __m256i lo = _mm256_and_si256(bytes, low_nibbles);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles);
+        __m256i lo, hi;
+        UnpackNibbles(wg + k * 32, lo, hi);
         for (int t = 0; t < T; ++t) {
           const int8_t* ag = a[t] + g * kQuantGroup;
           sum16[t] = _mm256_add_epi16(

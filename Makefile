@@ -16,12 +16,12 @@ deps:
 	./scripts/install-deps.sh
 
 build: deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DWHALE_NATIVE=ON
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWHALE_SANITIZE=ON \
-	  -DWHALE_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14
+	  -DWHALE_FUZZ=ON -DWHALE_NATIVE=ON -DCMAKE_CXX_COMPILER=clang++-14
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: build

@@ -59,17 +59,28 @@ void Model::Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::s
   if (n * k <= kExpertParallelSlots && n_tasks >= pool_.size()) {
     // Few tokens (decode): each expert has a token or two, and row-splitting its three small
     // products would cost a fork/join each. One task per expert instead (the shared expert is
-    // one more), each on one thread over its grouped slots.
+    // one more), each on one thread over its grouped slots. Tasks are claimed largest first: the
+    // shared expert (every token, n_shared_experts times a routed expert's width), then experts
+    // by token count, so the threads finish together. In index order the shared expert came last
+    // and ran alone while the other threads waited (V2-Lite int8, 2 threads: decode 16.0 -> 17.4
+    // tok/s).
+    expert_tasks_.clear();
+    if (w.shared) expert_tasks_.push_back(-1);
+    expert_tasks_.insert(expert_tasks_.end(), active_experts_.begin(), active_experts_.end());
+    std::stable_sort(expert_tasks_.begin() + (w.shared ? 1 : 0), expert_tasks_.end(),
+                     [&](int32_t a, int32_t b) {
+                       return offsets[a + 1] - offsets[a] > offsets[b + 1] - offsets[b];
+                     });
     for (int64_t p = 0; p < n * k; ++p)
       std::memcpy(slot_in_ + p * d, x.data() + (expert_slots_[p] / k) * d, d * sizeof(float));
     pool_.ParallelFor(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
       for (size_t task = begin; task < end; ++task) {
-        if (task == active_experts_.size()) {  // the shared expert, over every token
+        const int64_t e = expert_tasks_[task];
+        if (e < 0) {  // the shared expert, over every token
           Mlp(*w.shared, config_.shared_intermediate_size(), n, x,
               std::span<float>(expert_out_, n * d), gate_, up_, nullptr);
           continue;
         }
-        const int64_t e = active_experts_[task];
         const int64_t first = offsets[e], m = offsets[e + 1] - first;
         Mlp(w.experts[e], inter, m, std::span<const float>(slot_in_ + first * d, m * d),
             std::span<float>(slot_out_ + first * d, m * d), slot_gate_ + first * inter,

@@ -18,8 +18,16 @@ std::vector<int64_t> ScaleShape(const std::vector<int64_t>& weight_shape, int64_
           (weight_shape[1] + block_cols - 1) / block_cols};
 }
 
-bool IsBlockQuantized(TensorRole role) {
-  return role == TensorRole::kLinear || role == TensorRole::kMtpProjection;
+std::optional<QuantFormat> BlockQuantizedFormat(TensorRole role, QuantFormat checkpoint_format) {
+  switch (role) {
+    case TensorRole::kLinear:
+    case TensorRole::kMtpProjection:
+      return checkpoint_format;
+    case TensorRole::kOutputHead:
+      return QuantFormat::kInt8;
+    default:
+      return std::nullopt;
+  }
 }
 
 std::vector<int64_t> BlockQuantizedShape(QuantFormat format, const std::vector<int64_t>& shape) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,8 +48,11 @@ std::vector<int64_t> ScaleShape(const std::vector<int64_t>& weight_shape, int64_
 // whale's block-quantized checkpoints (config.block_quantization; format in kernels/quant.h):
 // linear projections and the MTP eh_proj are stored as one tensor `<name>` of codes and F16
 // scales, I8 (int8) or U8 (int4) [ceil(rows / 8), QuantBlockBytes(cols)]: rows interleaved 8 at
-// a time, groups of 32 columns.
-bool IsBlockQuantized(TensorRole role);
+// a time, groups of 32 columns. The output heads are int8 in both formats: a decode step reads
+// the whole [vocab, hidden] head, and the logits are the most sensitive product (llama.cpp's
+// 4-bit types likewise keep the output tensor at 6 bits or more). Returns the format a tensor of
+// `role` is stored in, or nothing for tensors kept as they are (embeddings, norms, router).
+std::optional<QuantFormat> BlockQuantizedFormat(TensorRole role, QuantFormat checkpoint_format);
 std::vector<int64_t> BlockQuantizedShape(QuantFormat format, const std::vector<int64_t>& shape);
 
 // Parameter counts derived from the layout.

@@ -134,6 +134,7 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
   expert_count_.resize(experts + 1);
   expert_slots_.resize(expert_ids_.size());
   active_experts_.reserve(experts);
+  expert_tasks_.reserve(experts + 1);
 }
 
 KvCache Model::NewCache(int64_t context) const {

@@ -125,6 +125,7 @@ class Model {
   std::vector<int32_t> expert_slots_;  // [n * top_k]: (token, k) slots grouped by expert
   // Expert-parallel MoE (few tokens, see ffn.cc), indexed by grouped slot p < kExpertParallelSlots:
   std::vector<int32_t> active_experts_;  // [n_routed_experts]: experts with tokens this call
+  std::vector<int32_t> expert_tasks_;    // [n_routed_experts + 1]: largest first; -1 = shared
   float* slot_in_;                       // [p, hidden]: the slot's token
   float* slot_out_;                      // [p, hidden]: its expert's output
   float* slot_gate_;                     // [p, moe_intermediate]

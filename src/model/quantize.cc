@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "io/safetensors.h"
@@ -88,7 +89,8 @@ ModelConfig QuantizeCheckpoint(const std::string& in_dir, const std::string& out
   const Checkpoint* source = &checkpoint;
   std::vector<PendingTensor> pending;
   for (const TensorSpec& spec : CheckpointLayout(config)) {
-    if (!IsBlockQuantized(spec.role)) {
+    const std::optional<QuantFormat> tensor_format = BlockQuantizedFormat(spec.role, format);
+    if (!tensor_format) {
       const SafetensorsEntry& entry = checkpoint.Entry(spec.name);
       const std::string name = spec.name;
       pending.push_back({name, entry.dtype, entry.shape, [source, name](std::span<uint8_t> out) {
@@ -98,10 +100,11 @@ ModelConfig QuantizeCheckpoint(const std::string& in_dir, const std::string& out
     }
     const std::string name = spec.name;
     ThreadPool* threads = &pool;
-    pending.push_back({name, format == QuantFormat::kInt8 ? DType::I8 : DType::U8,
-                       BlockQuantizedShape(format, spec.shape),
-                       [source, name, format, threads](std::span<uint8_t> out) {
-                         QuantizeMatrix(SourceMatrix(*source, name), format, name, out, *threads);
+    const QuantFormat f = *tensor_format;
+    pending.push_back({name, f == QuantFormat::kInt8 ? DType::I8 : DType::U8,
+                       BlockQuantizedShape(f, spec.shape),
+                       [source, name, f, threads](std::span<uint8_t> out) {
+                         QuantizeMatrix(SourceMatrix(*source, name), f, name, out, *threads);
                        }});
   }
 
@@ -117,16 +120,17 @@ ModelConfig QuantizeCheckpoint(const std::string& in_dir, const std::string& out
     for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
     total_bytes += n;
   }
+  // kernels/quant.h STORAGE is the full description; this is the summary a reader of the file
+  // sees first.
   const std::map<std::string, std::string> metadata = {
       {"whale_quantization",
-       Cat(QuantFormatName(format), ", groups of ", kQuantGroup, " columns: <name> ",
-           format == QuantFormat::kInt8 ? "I8" : "U8", " [rows, ceil(cols/32)*",
-           format == QuantFormat::kInt8 ? "32" : "16",
-           "] codes (rows padded with zero codes), <name>_scale F16 [rows, ceil(cols/32)]; ",
-           format == QuantFormat::kInt8
-               ? "w = code * scale"
-               : "w = (nibble - 8) * scale, byte i of a group = element i (low nibble) | "
-                 "element i+16 (high nibble)")}};
+       Cat(QuantFormatName(format), " (output heads int8), layout rows8: each quantized <name> is ",
+           "I8 (int8) or U8 (int4) [ceil(rows/8), block bytes]; a block holds 8 rows, their ",
+           "groups of ", kQuantGroup, " columns in quads of 4: 64 bytes of F16 scales ",
+           "[4 groups][8 rows], then per group 8 (int8) or 4 (int4) chunks of 32 bytes, chunk k ",
+           "holding row r's 4 codes (int8: columns 4k..4k+3; int4: group bytes 4k..4k+3, low ",
+           "nibble element i, high nibble element i+16) at bytes 4r..4r+3; w = code * scale ",
+           "(int4: (nibble - 8) * scale); padding rows have zero codes and scales")}};
 
   fs::create_directories(out_dir);
   std::shared_ptr<ProgressLine> progress;

@@ -151,18 +151,27 @@ std::string DescribeModel(const ModelConfig& c, const Checkpoint* checkpoint) {
     row("", "e.g. " + example);
   }
   if (c.block_quantization) {
-    const char* codes = c.block_quantization->format == QuantFormat::kInt8 ? "I8" : "U8";
-    const Usage& u = by_dtype[codes];
-    double weights = 0;  // logical weights of the quantized tensors
-    for (const TensorSpec& spec : CheckpointLayout(c))
-      if (IsBlockQuantized(spec.role))
-        weights += static_cast<double>(spec.shape[0] * spec.shape[1]);
+    // The quantized tensors are the I8 and U8 ones (int4 checkpoints keep int8 heads), by their
+    // logical [rows, cols] in the layout.
+    std::map<std::string, std::vector<int64_t>> shapes;
+    for (const TensorSpec& spec : CheckpointLayout(c)) shapes[spec.name] = spec.shape;
+    double weights = 0, bytes = 0;
+    int64_t tensors = 0;
+    for (const std::string& name : checkpoint->Names()) {
+      const SafetensorsEntry& e = checkpoint->Entry(name);
+      const auto shape = shapes.find(name);
+      if ((e.dtype != DType::I8 && e.dtype != DType::U8) || shape == shapes.end()) continue;
+      ++tensors;
+      bytes += static_cast<double>(e.end - e.begin);
+      weights += static_cast<double>(shape->second[0] * shape->second[1]);
+    }
     row("quantized",
-        Format("whale %s, groups of %lld columns, rows interleaved by 8: %lld %s tensors of "
-               "codes and F16 scales, %s = %.3f bits per quantized weight (padding included)",
+        Format("whale %s (output heads int8), groups of %lld columns, rows interleaved by 8: "
+               "%lld tensors of codes and F16 scales, %s = %.3f bits per quantized weight "
+               "(padding included)",
                QuantFormatName(c.block_quantization->format),
-               (long long)c.block_quantization->group_size, (long long)u.tensors, codes,
-               HumanAmount(u.bytes, "B").c_str(), weights > 0 ? 8.0 * u.bytes / weights : 0.0));
+               (long long)c.block_quantization->group_size, (long long)tensors,
+               HumanAmount(bytes, "B").c_str(), weights > 0 ? 8.0 * bytes / weights : 0.0));
   }
   return out.str();
 }

@@ -114,19 +114,17 @@ void CheckAligned(const Checkpoint& checkpoint, const std::string& name) {
 }
 
 // A tensor of a whale block-quantized checkpoint: codes and scales as kernels/quant.h describes.
-void ValidateBlockQuantized(const ModelConfig& config, const Checkpoint& checkpoint,
+void ValidateBlockQuantized(QuantFormat format, const Checkpoint& checkpoint,
                             const TensorSpec& spec) {
-  const QuantFormat format = config.block_quantization->format;
   const DType dtype = format == QuantFormat::kInt8 ? DType::I8 : DType::U8;
   const SafetensorsEntry& entry = checkpoint.Entry(spec.name);
   const auto shape = BlockQuantizedShape(format, spec.shape);
   if (entry.dtype != dtype || entry.shape != shape)
     Fail(checkpoint.FileOf(spec.name), ": tensor '", spec.name, "' is ", Name(entry.dtype), " ",
-         ShapeString(entry.shape), "; quantization_config (whale ", QuantFormatName(format),
-         ") expects ", Name(dtype), " ", ShapeString(shape), " (codes of the ",
-         ShapeString(spec.shape), " weight: blocks of ", kQuantRowBlock,
-         " rows, each with the codes and F16 scales of ", QuantGroups(spec.shape[1]), " groups of ",
-         kQuantGroup, " columns)");
+         ShapeString(entry.shape), "; expected ", Name(dtype), " ", ShapeString(shape), " (whale ",
+         QuantFormatName(format), " codes of the ", ShapeString(spec.shape), " weight: blocks of ",
+         kQuantRowBlock, " rows, each with the codes and F16 scales of ",
+         QuantGroups(spec.shape[1]), " groups of ", kQuantGroup, " columns)");
   CheckAligned(checkpoint, spec.name);
 }
 
@@ -145,8 +143,15 @@ void ValidateCheckpoint(const ModelConfig& config, const Checkpoint& checkpoint)
       Fail(dir, ": missing tensor '", spec.name, "' (config expects shape ",
            ShapeString(spec.shape), ")");
     const SafetensorsEntry& entry = checkpoint.Entry(spec.name);
-    if (config.block_quantization && IsBlockQuantized(spec.role)) {
-      ValidateBlockQuantized(config, checkpoint, spec);
+    const std::optional<QuantFormat> format =
+        config.block_quantization
+            ? BlockQuantizedFormat(spec.role, config.block_quantization->format)
+            : std::nullopt;
+    // Checkpoints quantized before the output head was kept their head in F32 or BF16.
+    const bool kept_head = spec.role == TensorRole::kOutputHead &&
+                           (entry.dtype == DType::F32 || entry.dtype == DType::BF16);
+    if (format && !kept_head) {
+      ValidateBlockQuantized(*format, checkpoint, spec);
       continue;
     }
     if (entry.shape != spec.shape)

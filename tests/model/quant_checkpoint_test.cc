@@ -81,7 +81,10 @@ TEST(QuantCheckpoint, LoadsCodesAndScalesInPlace) {
     EXPECT_EQ(w.layers[1].moe.experts[3].down.dtype, codes);
     EXPECT_EQ(w.mtp->eh_proj.dtype, codes);
     EXPECT_EQ(w.embed.dtype, DType::BF16);
-    EXPECT_EQ(w.lm_head.dtype, DType::BF16);
+    // The output heads are int8 in both formats (layout.h BlockQuantizedFormat).
+    EXPECT_EQ(w.lm_head.dtype, DType::I8);
+    EXPECT_EQ(w.mtp->head.dtype, DType::I8);
+    EXPECT_EQ(w.lm_head.rows, w.config().vocab_size);
     EXPECT_EQ(w.layers[1].moe.router.dtype, DType::BF16);
     // The stored weight is the FP8 weight quantized: within the format's error bound of it.
     const Weights original = Weights::Load(TinyModelDir("tiny-v3", StorageType::kFP8));
@@ -102,8 +105,9 @@ TEST(QuantCheckpoint, LoadsCodesAndScalesInPlace) {
     EXPECT_NE(file.header().metadata.at("whale_quantization").find(QuantFormatName(format)),
               std::string::npos);
     const std::string summary = DescribeModel(w.config(), &w.checkpoint());
-    EXPECT_NE(summary.find(Cat("whale ", QuantFormatName(format), ", groups of 32")),
-              std::string::npos)
+    EXPECT_NE(
+        summary.find(Cat("whale ", QuantFormatName(format), " (output heads int8), groups of 32")),
+        std::string::npos)
         << summary;
   }
 }
@@ -144,6 +148,33 @@ void ExpectBroken(const std::function<void(std::vector<PendingTensor>&)>& edit,
   fs::remove_all(dir);
 }
 
+// Checkpoints quantized before the heads were (BF16 heads next to int8/int4 codes) still load,
+// with the float heads mapped as they are.
+TEST(QuantCheckpoint, OlderCheckpointsWithFloatHeadsStillLoad) {
+  const std::string source = QuantizedDir(StorageType::kFP8, QuantFormat::kInt4);
+  const Checkpoint quantized = Checkpoint::Open(source);
+  const Checkpoint original = Checkpoint::Open(TinyModelDir("tiny-v3", StorageType::kFP8));
+  std::vector<PendingTensor> tensors;
+  for (const std::string& name : quantized.Names()) {
+    const bool head = name == "lm_head.weight" || name.ends_with("shared_head.head.weight");
+    const Tensor t = head ? original.Get(name) : quantized.Get(name);
+    tensors.push_back(
+        {name, t.dtype(), std::vector<int64_t>(t.shape().begin(), t.shape().end()),
+         [t](std::span<uint8_t> out) { std::memcpy(out.data(), t.data(), out.size()); }});
+  }
+  const std::string dir =
+      (fs::temp_directory_path() / ("whale-qoldhead-" + std::to_string(::getpid()))).string();
+  fs::remove_all(dir);
+  WriteCheckpoint(dir, tensors, 1 << 30);
+  fs::copy_file(source + "/config.json", dir + "/config.json");
+  const Weights w = Weights::Load(dir);
+  EXPECT_EQ(w.lm_head.dtype, DType::BF16);
+  EXPECT_EQ(w.mtp->head.dtype, DType::BF16);
+  EXPECT_EQ(w.layers[0].attention.kv_a.dtype, DType::U8);
+  EXPECT_EQ(w.lm_head.data, w.checkpoint().Get("lm_head.weight").data());
+  fs::remove_all(dir);
+}
+
 TEST(QuantCheckpoint, BrokenFilesAreErrorsNamingTheTensor) {
   const std::string o = "model.layers.0.self_attn.o_proj.weight";
   // o_proj is [200, 128]: 25 row blocks of (64 bytes of scales + 4 groups x 256 code bytes).
@@ -152,7 +183,7 @@ TEST(QuantCheckpoint, BrokenFilesAreErrorsNamingTheTensor) {
         for (auto& p : t)
           if (p.name == o) p.shape = {25, 1024};
       },
-      "'" + o + "' is I8 [25, 1024]; quantization_config (whale int8) expects I8 [25, 1088]");
+      "'" + o + "' is I8 [25, 1024]; expected I8 [25, 1088] (whale int8 codes of the [200, 128]");
   ExpectBroken(
       [&](auto& t) {
         t.push_back({o + "_scale", DType::F16, {200, 4}, [](std::span<uint8_t> out) {
@@ -165,7 +196,14 @@ TEST(QuantCheckpoint, BrokenFilesAreErrorsNamingTheTensor) {
         for (auto& p : t)
           if (p.name == o) p.dtype = DType::U8;
       },
-      "'" + o + "' is U8 [25, 1088]; quantization_config (whale int8) expects I8 [25, 1088]");
+      "'" + o + "' is U8 [25, 1088]; expected I8 [25, 1088] (whale int8");
+  // A head must be int8 codes or the float original, nothing else.
+  ExpectBroken(
+      [&](auto& t) {
+        for (auto& p : t)
+          if (p.name == "lm_head.weight") p.dtype = DType::U8;
+      },
+      "'lm_head.weight' is U8");
 }
 
 }  // namespace

@@ -5,8 +5,12 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <map>
@@ -27,6 +31,9 @@
 
 namespace whale {
 namespace {
+
+// Connections the kernel queues before the accept loop takes them (capped by net.core.somaxconn).
+constexpr int kListenBacklog = 1024;
 
 std::string RandomHex(size_t n) {
   static thread_local std::mt19937_64 rng(std::random_device{}() ^
@@ -224,6 +231,11 @@ void Server::Impl::Routes() {
   http.set_write_timeout(60);
   const int threads = options.http_threads;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // httplib's default options, and the socket kept so that Bind() can lengthen its backlog.
+  http.set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_socket = sock;
+  });
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     res.set_header("x-request-id", RandomHex(32));
     res.set_header("Access-Control-Allow-Origin", "*");
@@ -351,6 +363,13 @@ int Server::Bind() {
     port = -1;
   }
   if (port < 0) Fail("cannot listen on ", o.host, ":", o.port, " (in use, or not an address here)");
+  // Debian's cpp-httplib is a compiled library that listens with a backlog of 5 (its
+  // CPPHTTPLIB_LISTEN_BACKLOG macro only reaches header-only builds). A burst of new connections
+  // overflowed that queue, the kernel dropped SYNs (TcpExtListenOverflows in /proc/net/netstat)
+  // and each such client waited for the 1 s SYN retransmission: the ~1 s TTFT p99 of the load
+  // test. Calling listen() again on a listening socket sets its backlog (Linux and the BSDs).
+  if (::listen(impl_->listen_socket, kListenBacklog) != 0)
+    Fail("cannot set the listen backlog of ", o.host, ":", port, ": ", std::strerror(errno));
   impl_->bound_port = port;
   return port;
 }

@@ -43,6 +43,8 @@ struct Server::Impl {
   httplib::Server http;
   std::thread thread;
   int bound_port = -1;
+  // The listening socket, recorded when httplib creates it (see Routes()); -1 before.
+  socket_t listen_socket = -1;
   std::atomic<bool> stopping{false};
   int64_t model_created = 0;
 

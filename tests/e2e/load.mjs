@@ -6,8 +6,9 @@
 //  2. Mixed load: REQUESTS requests, CONCURRENCY at once: streamed and plain chat, legacy
 //     completions, prompts of mixed lengths, malformed bodies (must get 400), and clients that
 //     disconnect mid-stream. Every valid request must be answered in full, the server must stay
-//     up, and its resident memory must come back near the baseline once idle. Reports p50/p99
-//     time to first token of the streamed requests.
+//     up, its resident memory must come back near the baseline once idle, and the kernel must
+//     not have dropped a connection for a full accept queue. Reports p50/p99 time to first token
+//     of the streamed requests.
 //
 // `node tests/e2e/load.mjs` is the bounded run CTest uses; `--full` is a bigger one for reports.
 // `--model-embedded` runs part 1 only, on the embedded default model (whale-tiny-r1, a trained
@@ -175,6 +176,7 @@ function embeddedEosId() {
 async function embeddedMain() {
   const server = await startServer({ args: ['--parallel', '8', '--ctx', '1024'], logName: 'load/server-embedded.log' });
   const report = { mode: 'embedded', model: 'whale-tiny-r1 (embedded)', config: CFG };
+  const overflowsBefore = listenOverflows();
   try {
     const extra = { logit_bias: { [embeddedEosId()]: -100 } };
     await streamChat(server.url, { model: MODEL, messages: [{ role: 'user', content: prompt(50) }], max_tokens: 16 });
@@ -191,6 +193,10 @@ async function embeddedMain() {
     report.throughput = { one, eight, ratio: +(eight.tok_per_s / one.tok_per_s).toFixed(2),
       forward_ratio: +(eight.server.tokens_per_forward_second / one.server.tokens_per_forward_second).toFixed(2) };
     report.metrics_after = await waitIdle(server.url);
+    const overflowsAfter = listenOverflows();
+    report.listen_overflows = overflowsBefore === null || overflowsAfter === null ? null : overflowsAfter - overflowsBefore;
+    assert.ok(report.listen_overflows === null || report.listen_overflows === 0,
+      `the kernel dropped ${report.listen_overflows} connection(s) for a full accept queue (listen backlog too short)`);
   } finally {
     fs.writeFileSync(path.join(OUT, 'report-embedded.json'), JSON.stringify(report, null, 2));
     console.log(JSON.stringify(report, null, 2));
@@ -233,11 +239,31 @@ async function mixedJob(url, i) {
   return { kind };
 }
 
+// The kernel's count of connections dropped because a listening socket's accept queue was full
+// (TcpExt ListenOverflows in /proc/net/netstat; system-wide, and the e2e tests run one server at a
+// time), or null where it cannot be read. Each such drop costs its client a 1 s SYN
+// retransmission: Debian's httplib listens with a backlog of 5, which whale raises to 1024.
+function listenOverflows() {
+  let lines;
+  try {
+    lines = fs.readFileSync('/proc/net/netstat', 'utf8').split('\n');
+  } catch {
+    return null;
+  }
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    if (!lines[i].startsWith('TcpExt:')) continue;
+    const at = lines[i].split(/\s+/).indexOf('ListenOverflows');
+    return at >= 0 ? Number(lines[i + 1].split(/\s+/)[at]) : null;
+  }
+  return null;
+}
+
 async function main() {
   const model = makeCheckpoint(outDir('load'));
   const server = await startServer({ model, args: ['--parallel', String(CFG.parallel), '--ctx', '1024'],
     logName: 'load/server.log' });
   const report = { mode: FULL ? 'full' : 'bounded', config: CFG };
+  const overflowsBefore = listenOverflows();
   try {
     // Warm up (first-touch of weights and caches), then the baseline memory.
     await streamChat(server.url, { model: MODEL, messages: [{ role: 'user', content: prompt(200) }], max_tokens: 16 });
@@ -258,6 +284,8 @@ async function main() {
     const health = await fetch(`${server.url}/health`);
     assert.equal(health.status, 200);
     const rssAfter = rssKiB(server.pid);
+    const overflowsAfter = listenOverflows();
+    const overflows = overflowsBefore === null || overflowsAfter === null ? null : overflowsAfter - overflowsBefore;
 
     const counts = {};
     for (const r of results) counts[r.kind] = (counts[r.kind] ?? 0) + 1;
@@ -268,6 +296,7 @@ async function main() {
       tok_per_s: +(tokens / seconds).toFixed(1),
       ttft_ms: { p50: +percentile(ttfts, 50).toFixed(1), p99: +percentile(ttfts, 99).toFixed(1), n: ttfts.length },
       rss_kib: { before: rssBefore, after: rssAfter, delta: rssAfter - rssBefore },
+      listen_overflows: overflows,
       metrics_after: idle,
     };
     // Memory: the KV caches are allocated up front, so a request adds only transient buffers
@@ -278,6 +307,8 @@ async function main() {
     assert.ok(rssAfter - rssBefore <= allowance,
       `RSS grew from ${rssBefore} KiB to ${rssAfter} KiB (allowed ${Math.round(allowance)} KiB)`);
     assert.ok(ttfts.length > 0 && counts.malformed > 0 && counts.disconnect > 0, JSON.stringify(counts));
+    assert.ok(overflows === null || overflows === 0,
+      `the kernel dropped ${overflows} connection(s) for a full accept queue (listen backlog too short)`);
   } finally {
     fs.writeFileSync(path.join(OUT, 'report.json'), JSON.stringify(report, null, 2));
     console.log(JSON.stringify(report, null, 2));

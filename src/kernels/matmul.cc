@@ -17,11 +17,15 @@ constexpr int64_t kMinParallelMacs = int64_t{1} << 15;
 // From this many tokens on, a product runs as the packed F32 GEMM (kernels/gemm.h) over weight
 // rows decoded once per call: its register-blocked outer products (no horizontal sums) reach
 // 2.3-3.7x the throughput of the row-dot kernels on 128 x 2048 x 2048, and decoding costs 1/n
-// per product. FP8's decode (scale, NaN check) costs more, so it pays later. Measured on small-v3:
-// BF16 at 8 makes 128-token prefill (experts see ~12 tokens each) 35% faster; FP8 at 8 left
-// prefill unchanged within noise and made 8-sequence decode steps 20% slower than at 16.
+// per product. Below it, the row tiles (4 tokens x 4 rows) read each weight vector ceil(n / 4)
+// times, which costs less than decoding and packing. FP8's decode (scale, NaN check) costs more,
+// so it pays later. Measured: BF16 from 8 tokens made small-v3's 128-token prefill (experts see
+// ~12 tokens each) 35% faster than from 16; from 9 instead of 8, an 8-sequence decode step (every
+// dense product at n = 8) of whale-tiny-r1 runs 10-15% faster (batched / batch-1 decode in the
+// same run, 1 thread: 0.80 -> 0.89-0.93). FP8 at 8 left prefill unchanged within noise and made
+// 8-sequence decode steps 20% slower than at 16.
 int64_t MinGemmTokens(DType dtype) {
-  return dtype == DType::F8_E4M3 ? 16 : 8;
+  return dtype == DType::F8_E4M3 ? 16 : 9;
 }
 // Weight rows decoded per task: about 1 MiB of F32 (128 rows of 2048), which measured 40% faster
 // than 256 KiB blocks on 2048 x 2048 (fewer, wider Gemm panels per decoded row).

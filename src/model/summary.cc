@@ -157,21 +157,23 @@ std::string DescribeModel(const ModelConfig& c, const Checkpoint* checkpoint) {
     for (const TensorSpec& spec : CheckpointLayout(c)) shapes[spec.name] = spec.shape;
     double weights = 0, bytes = 0;
     int64_t tensors = 0;
+    bool int8_head = false;  // checkpoints quantized before the heads were keep them in BF16/F32
     for (const std::string& name : checkpoint->Names()) {
       const SafetensorsEntry& e = checkpoint->Entry(name);
       const auto shape = shapes.find(name);
       if ((e.dtype != DType::I8 && e.dtype != DType::U8) || shape == shapes.end()) continue;
+      int8_head = int8_head || name == "lm_head.weight";
       ++tensors;
       bytes += static_cast<double>(e.end - e.begin);
       weights += static_cast<double>(shape->second[0] * shape->second[1]);
     }
     row("quantized",
-        Format("whale %s (output heads int8), groups of %lld columns, rows interleaved by 8: "
-               "%lld tensors of codes and F16 scales, %s = %.3f bits per quantized weight "
-               "(padding included)",
+        Format("whale %s%s, groups of %lld columns, rows interleaved by 8: %lld tensors of "
+               "codes and F16 scales, %s = %.3f bits per quantized weight (padding included)",
                QuantFormatName(c.block_quantization->format),
-               (long long)c.block_quantization->group_size, (long long)tensors,
-               HumanAmount(bytes, "B").c_str(), weights > 0 ? 8.0 * bytes / weights : 0.0));
+               int8_head ? " (output heads int8)" : "", (long long)c.block_quantization->group_size,
+               (long long)tensors, HumanAmount(bytes, "B").c_str(),
+               weights > 0 ? 8.0 * bytes / weights : 0.0));
   }
   return out.str();
 }

@@ -172,6 +172,8 @@ TEST(QuantCheckpoint, OlderCheckpointsWithFloatHeadsStillLoad) {
   EXPECT_EQ(w.mtp->head.dtype, DType::BF16);
   EXPECT_EQ(w.layers[0].attention.kv_a.dtype, DType::U8);
   EXPECT_EQ(w.lm_head.data, w.checkpoint().Get("lm_head.weight").data());
+  const std::string summary = DescribeModel(w.config(), &w.checkpoint());
+  EXPECT_NE(summary.find("whale int4, groups of 32"), std::string::npos) << summary;
   fs::remove_all(dir);
 }
 

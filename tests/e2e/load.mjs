@@ -193,10 +193,7 @@ async function embeddedMain() {
     report.throughput = { one, eight, ratio: +(eight.tok_per_s / one.tok_per_s).toFixed(2),
       forward_ratio: +(eight.server.tokens_per_forward_second / one.server.tokens_per_forward_second).toFixed(2) };
     report.metrics_after = await waitIdle(server.url);
-    const overflowsAfter = listenOverflows();
-    report.listen_overflows = overflowsBefore === null || overflowsAfter === null ? null : overflowsAfter - overflowsBefore;
-    assert.ok(report.listen_overflows === null || report.listen_overflows === 0,
-      `the kernel dropped ${report.listen_overflows} connection(s) for a full accept queue (listen backlog too short)`);
+    report.listen_overflows = assertNoListenOverflows(overflowsBefore);
   } finally {
     fs.writeFileSync(path.join(OUT, 'report-embedded.json'), JSON.stringify(report, null, 2));
     console.log(JSON.stringify(report, null, 2));
@@ -258,6 +255,16 @@ function listenOverflows() {
   return null;
 }
 
+// Connections dropped for a full accept queue since `before` (a listenOverflows() reading), or
+// null where the counter cannot be read; asserts there were none.
+function assertNoListenOverflows(before) {
+  const after = listenOverflows();
+  const dropped = before === null || after === null ? null : after - before;
+  assert.ok(dropped === null || dropped === 0,
+    `the kernel dropped ${dropped} connection(s) for a full accept queue (listen backlog too short)`);
+  return dropped;
+}
+
 async function main() {
   const model = makeCheckpoint(outDir('load'));
   const server = await startServer({ model, args: ['--parallel', String(CFG.parallel), '--ctx', '1024'],
@@ -284,8 +291,6 @@ async function main() {
     const health = await fetch(`${server.url}/health`);
     assert.equal(health.status, 200);
     const rssAfter = rssKiB(server.pid);
-    const overflowsAfter = listenOverflows();
-    const overflows = overflowsBefore === null || overflowsAfter === null ? null : overflowsAfter - overflowsBefore;
 
     const counts = {};
     for (const r of results) counts[r.kind] = (counts[r.kind] ?? 0) + 1;
@@ -296,7 +301,6 @@ async function main() {
       tok_per_s: +(tokens / seconds).toFixed(1),
       ttft_ms: { p50: +percentile(ttfts, 50).toFixed(1), p99: +percentile(ttfts, 99).toFixed(1), n: ttfts.length },
       rss_kib: { before: rssBefore, after: rssAfter, delta: rssAfter - rssBefore },
-      listen_overflows: overflows,
       metrics_after: idle,
     };
     // Memory: the KV caches are allocated up front, so a request adds only transient buffers
@@ -307,8 +311,7 @@ async function main() {
     assert.ok(rssAfter - rssBefore <= allowance,
       `RSS grew from ${rssBefore} KiB to ${rssAfter} KiB (allowed ${Math.round(allowance)} KiB)`);
     assert.ok(ttfts.length > 0 && counts.malformed > 0 && counts.disconnect > 0, JSON.stringify(counts));
-    assert.ok(overflows === null || overflows === 0,
-      `the kernel dropped ${overflows} connection(s) for a full accept queue (listen backlog too short)`);
+    report.load.listen_overflows = assertNoListenOverflows(overflowsBefore);
   } finally {
     fs.writeFileSync(path.join(OUT, 'report.json'), JSON.stringify(report, null, 2));
     console.log(JSON.stringify(report, null, 2));

@@ -4,13 +4,11 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/activation_simd.h"
 #include "util/error.h"
 
 namespace whale {
 namespace {
-
-// Independent partial sums: vectorizable without reassociating additions.
-constexpr int kLanes = 8;
 
 void CheckSameSize(size_t out, size_t in, const char* kernel, const char* in_name) {
   if (out != in) Fail(kernel, ": out has ", out, " elements but ", in_name, " has ", in);
@@ -19,24 +17,10 @@ void CheckSameSize(size_t out, size_t in, const char* kernel, const char* in_nam
 }  // namespace
 
 void Softmax(std::span<float> x) {
-  if (x.empty()) return;
-  float max = -std::numeric_limits<float>::infinity();
-  for (float v : x) max = std::isnan(v) || v > max ? v : max;
-  if (std::isnan(max)) {  // NaN propagates to the whole row.
-    for (float& v : x) v = max;
-    return;
-  }
-  // When max is −inf (all −inf) or +inf, x − max is NaN for those entries and the row goes NaN.
-  for (float& v : x) v = std::exp(v - max);
-  const size_t n = x.size();
-  float lanes[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] += x[i + l];
-  for (int l = 0; i + l < n; ++l) lanes[l] += x[i + l];
-  float sum = 0.0f;
-  for (int l = 0; l < kLanes; ++l) sum += lanes[l];
-  for (float& v : x) v /= sum;
+  if (x.empty() || SoftmaxSimd(x.data(), x.size())) return;
+  // Rows with NaN or an infinite maximum: the whole row is NaN (x − max is NaN where max is
+  // ±inf, and NaN propagates), as PyTorch gives.
+  std::fill(x.begin(), x.end(), std::numeric_limits<float>::quiet_NaN());
 }
 
 void SoftmaxRef(std::span<float> x) {
@@ -57,10 +41,7 @@ void SoftmaxRef(std::span<float> x) {
 void SiluMul(std::span<float> out, std::span<const float> gate, std::span<const float> up) {
   CheckSameSize(out.size(), gate.size(), "SiluMul", "gate");
   CheckSameSize(out.size(), up.size(), "SiluMul", "up");
-  for (size_t i = 0; i < out.size(); ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+  SiluMulSimd(out.data(), gate.data(), up.data(), out.size());
 }
 
 void SiluMulRef(std::span<float> out, std::span<const float> gate, std::span<const float> up) {
@@ -74,7 +55,7 @@ void SiluMulRef(std::span<float> out, std::span<const float> gate, std::span<con
 
 void Sigmoid(std::span<float> out, std::span<const float> x) {
   CheckSameSize(out.size(), x.size(), "Sigmoid", "x");
-  for (size_t i = 0; i < out.size(); ++i) out[i] = 1.0f / (1.0f + std::exp(-x[i]));
+  SigmoidSimd(out.data(), x.data(), out.size());
 }
 
 void SigmoidRef(std::span<float> out, std::span<const float> x) {

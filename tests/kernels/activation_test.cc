@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "kernels/simd.h"
 #include "util/error.h"
 
 namespace whale {
@@ -148,6 +150,53 @@ TEST(SiluMul, MatchesReferenceIncludingExtremes) {
       EXPECT_EQ(in_place[i], out[i]);
     }
   }
+}
+
+// Every Highway target this build compiled and this CPU runs, against the references: the
+// softmax over odd sizes (every tail length), σ and silu over the extremes plus NaN inputs.
+TEST(Activations, EveryTargetMatchesTheReference) {
+  const std::vector<int64_t> targets = SupportedSimdTargets();
+  ASSERT_FALSE(targets.empty());
+  std::vector<float> extremes = ExtremeInputs();
+  extremes.push_back(kNan);
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+  std::vector<float> up(extremes.size());
+  for (float& v : up) v = uniform(rng);
+  for (int64_t target : targets) {
+    ForceSimdTarget(target);
+    const std::string name = SimdTargetName(target);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    for (size_t n = 1; n <= 40; ++n) {
+      std::vector<float> x(n);
+      for (float& v : x) v = normal(rng);
+      const float max = *std::max_element(x.begin(), x.end());
+      std::vector<float> p = x, expected = x;
+      Softmax(p);
+      SoftmaxRef(expected);
+      for (size_t i = 0; i < n; ++i)
+        ASSERT_NEAR(p[i], expected[i], SoftmaxTolerance(n, x[i], max, expected[i]))
+            << name << " n=" << n << " i=" << i;
+    }
+    std::vector<float> nan_row = {1.0f, 2.0f, kNan, 3.0f, 4.0f};
+    Softmax(nan_row);
+    for (float v : nan_row) EXPECT_TRUE(std::isnan(v)) << name;
+
+    std::vector<float> out(extremes.size()), expected(extremes.size());
+    Sigmoid(out, extremes);
+    SigmoidRef(expected, extremes);
+    for (size_t i = 0; i < extremes.size(); ++i)
+      ExpectSameOrBothNan(out[i], expected[i],
+                          4 * kF32Epsilon * expected[i] + std::numeric_limits<float>::min(),
+                          name.c_str());
+    SiluMul(out, extremes, up);
+    SiluMulRef(expected, extremes, up);
+    for (size_t i = 0; i < extremes.size(); ++i)
+      ExpectSameOrBothNan(out[i], expected[i],
+                          6 * kF32Epsilon * std::fabs(expected[i]) + 1e-36 * std::fabs(up[i]),
+                          name.c_str());
+  }
+  ForceSimdTarget(0);
 }
 
 TEST(Activations, RejectMismatchedSizes) {

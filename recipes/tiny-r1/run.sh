@@ -82,7 +82,7 @@ log "5 eval"
 mkdir -p "$out/eval"
 for stage in sft grpo; do
   # TASK:DIFFICULTIES:COMPLETION_BUDGET (long multiplication needs ~700 tokens at 3 digits)
-  for spec in add:2-5:256 sub:2-5:256 mul:1-3:768 sort:1-4:384 countdown:3-4:128; do
+  for spec in add:2-6:256 sub:2-6:256 mul:1-3:768 sort:1-4:384 countdown:3-4:128; do
     IFS=: read -r task range budget <<< "$spec"
     [ "$smoke" = 1 ] && budget=48
     "$whale" eval --model "$out/$stage" --task "$task" --difficulty "$range" "${eval_n[@]}" \

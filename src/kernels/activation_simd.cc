@@ -7,17 +7,7 @@
 // copy, so every element of every row sees the same arithmetic.
 #include "kernels/activation_simd.h"
 
-// Every target the compiler can, so that tests can run each one this CPU supports (see
-// kernels/simd.h).
-#ifndef HWY_COMPILE_ALL_ATTAINABLE
-#define HWY_COMPILE_ALL_ATTAINABLE
-#endif
-#ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL
-#endif
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS HWY_SSSE3
-#endif
+#include "kernels/simd_targets.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/activation_simd.cc"

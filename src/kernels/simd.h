@@ -7,8 +7,8 @@
 // kMatMulRowsPerTask). ForceSimdTarget below then lets a test run every target the CPU has,
 // provided the file compiles them all: with -march=native Highway 1.0.3 otherwise builds only
 // the native target (and fails to configure it unless HWY_WANT_AVX3_DL is defined), so define
-// HWY_COMPILE_ALL_ATTAINABLE and HWY_WANT_AVX3_DL before the Highway includes, as
-// matmul_simd.cc does.
+// HWY_COMPILE_ALL_ATTAINABLE and HWY_WANT_AVX3_DL before the Highway includes: include
+// kernels/simd_targets.h first, as matmul_simd.cc and activation_simd.cc do.
 #pragma once
 
 #include <cstdint>

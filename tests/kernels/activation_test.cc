@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/simd.h"
@@ -38,21 +39,28 @@ double SoftmaxTolerance(size_t n, float x, float max, float expected) {
          std::numeric_limits<float>::min();
 }
 
+// softmax(x) against the reference, element by element; returns the kernel's probabilities.
+std::vector<float> ExpectSoftmaxMatchesReference(const std::vector<float>& x,
+                                                 const std::string& what) {
+  const float max = *std::max_element(x.begin(), x.end());
+  std::vector<float> p = x, expected = x;
+  Softmax(p);
+  SoftmaxRef(expected);
+  for (size_t i = 0; i < x.size(); ++i)
+    EXPECT_NEAR(p[i], expected[i], SoftmaxTolerance(x.size(), x[i], max, expected[i]))
+        << what << " n=" << x.size() << " i=" << i;
+  return p;
+}
+
 TEST(Softmax, MatchesReferenceOverOddSizes) {
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 3.0f);
   for (size_t n : {1, 2, 7, 31, 32, 33, 127, 129, 1000}) {
     std::vector<float> x(n);
     for (float& v : x) v = normal(rng);
-    const float max = *std::max_element(x.begin(), x.end());
-    std::vector<float> p = x, expected = x;
-    Softmax(p);
-    SoftmaxRef(expected);
+    const std::vector<float> p = ExpectSoftmaxMatchesReference(x, "default target");
     double sum = 0;
-    for (size_t i = 0; i < n; ++i) {
-      ASSERT_NEAR(p[i], expected[i], SoftmaxTolerance(n, x[i], max, expected[i])) << n << " " << i;
-      sum += p[i];
-    }
+    for (float v : p) sum += v;
     EXPECT_NEAR(sum, 1.0, (n + 4) * kF32Epsilon);
   }
 }
@@ -170,13 +178,7 @@ TEST(Activations, EveryTargetMatchesTheReference) {
     for (size_t n = 1; n <= 40; ++n) {
       std::vector<float> x(n);
       for (float& v : x) v = normal(rng);
-      const float max = *std::max_element(x.begin(), x.end());
-      std::vector<float> p = x, expected = x;
-      Softmax(p);
-      SoftmaxRef(expected);
-      for (size_t i = 0; i < n; ++i)
-        ASSERT_NEAR(p[i], expected[i], SoftmaxTolerance(n, x[i], max, expected[i]))
-            << name << " n=" << n << " i=" << i;
+      ExpectSoftmaxMatchesReference(x, name);
     }
     std::vector<float> nan_row = {1.0f, 2.0f, kNan, 3.0f, 4.0f};
     Softmax(nan_row);

@@ -35,19 +35,22 @@ using VF = hn::Vec<DF>;
 constexpr float kExpOverflowArgument = 88.8f;
 
 // Calls body(v) -> result for each full vector of `in` and for the tail padded with `pad`,
-// storing each result to `out` (which may alias `in`).
+// storing each result to `out` (which may alias `in`; nullptr: a read-only pass, no stores).
 template <class Body>
 HWY_INLINE void ForEachVector(const float* in, float* out, size_t n, float pad, Body&& body) {
   const DF df;
   const size_t lanes = hn::Lanes(df);
   size_t i = 0;
-  for (; i + lanes <= n; i += lanes) hn::StoreU(body(hn::LoadU(df, in + i)), df, out + i);
+  for (; i + lanes <= n; i += lanes) {
+    const VF result = body(hn::LoadU(df, in + i));
+    if (out != nullptr) hn::StoreU(result, df, out + i);
+  }
   if (i < n) {
     HWY_ALIGN float tail[hn::MaxLanes(df)];
     std::fill(tail, tail + lanes, pad);
     std::copy(in + i, in + n, tail);
     hn::Store(body(hn::Load(df, tail)), df, tail);
-    std::copy(tail, tail + (n - i), out + i);
+    if (out != nullptr) std::copy(tail, tail + (n - i), out + i);
   }
 }
 
@@ -58,7 +61,7 @@ bool SoftmaxImpl(float* x, size_t n) {
   // The maximum, and whether any entry is NaN.
   VF max = hn::Set(df, -std::numeric_limits<float>::infinity());
   auto nan = hn::IsNaN(max);
-  ForEachVector(x, x, n, -std::numeric_limits<float>::infinity(), [&](VF v) {
+  ForEachVector(x, nullptr, n, -std::numeric_limits<float>::infinity(), [&](VF v) {
     nan = hn::Or(nan, hn::IsNaN(v));
     max = hn::Max(max, v);
     return v;

@@ -49,9 +49,10 @@ struct Engine {
         scheduler(model, scheduler_options) {}
 };
 
-// One mini-batch of completions as a training batch. Row r is prompt ++ completion of one
-// completion shifted by one; targets only on the completion's tokens (the stop token included).
-struct MiniBatch {
+// A micro-batch of completions as a training batch (part of one mini-batch, see Step). Row r is
+// prompt ++ completion of one completion shifted by one; targets only on the completion's tokens
+// (the stop token included).
+struct MicroBatch {
   TokenBatch batch;
   std::vector<int64_t> positions;  // [n_tokens] batch position (row·seq_len + j) of each token
   std::vector<int64_t> lengths;    // [rows] completion tokens per row
@@ -60,10 +61,46 @@ struct MiniBatch {
   std::vector<double> logp_ref;    // [n_tokens] when beta > 0
 };
 
+// The completions order[begin, end) (group, completion) as one micro-batch of rows of seq_len
+// tokens (the longest prompt ++ completion minus one); padding is its own segment, without loss.
+template <class GroupT>
+MicroBatch BuildMicroBatch(const std::vector<GroupT>& groups,
+                           const std::vector<std::pair<size_t, size_t>>& order, size_t begin,
+                           size_t end, int64_t seq_len, int32_t pad) {
+  MicroBatch mb;
+  TokenBatch& b = mb.batch;
+  b.n_seqs = static_cast<int64_t>(end - begin);
+  b.seq_len = seq_len;
+  b.inputs.assign(b.n_seqs * seq_len, pad);
+  b.targets.assign(b.n_seqs * seq_len, -1);
+  b.segments.assign(b.n_seqs * seq_len, 0);
+  for (size_t i = begin; i < end; ++i) {
+    const GroupT& g = groups[order[i].first];
+    const auto& c = g.completions[order[i].second];
+    const int64_t row = static_cast<int64_t>(i - begin), lp = g.prompt.size(), lc = c.tokens.size();
+    const auto token = [&](int64_t j) { return j < lp ? g.prompt[j] : c.tokens[j - lp]; };
+    for (int64_t j = 0; j < seq_len; ++j) {
+      const int64_t at = row * seq_len + j;
+      if (j < lp + lc - 1) {
+        b.inputs[at] = token(j);
+        if (j + 1 >= lp) {
+          b.targets[at] = token(j + 1);
+          mb.positions.push_back(at);
+        }
+      } else {
+        b.segments[at] = 1;  // padding: its own segment, no loss
+      }
+    }
+    mb.lengths.push_back(lc);
+    mb.advantages.push_back(c.advantage);
+  }
+  return mb;
+}
+
 // log π(target) under softmax(logits · scale) at each listed position of logits [N, vocab], and
 // Σ of the entropies there. Double log-sum-exp per row; rows split over the pool, results
 // independent of threads.
-void TokenLogProbs(std::span<const float> logits, int64_t vocab, double scale, const MiniBatch& mb,
+void TokenLogProbs(std::span<const float> logits, int64_t vocab, double scale, const MicroBatch& mb,
                    std::vector<double>& logp, double* entropy_sum, ThreadPool& pool) {
   const size_t n = mb.positions.size();
   logp.assign(n, 0.0);
@@ -340,41 +377,29 @@ nlohmann::json GrpoTrainer::Step() {
     std::swap(order[i - 1], order[SplitMix64Next(shuffle) % i]);
   const int64_t n_mb = std::min<int64_t>(config_.mini_batches, static_cast<int64_t>(order.size()));
   const int32_t pad = formatter_->eos_id();
-  std::vector<MiniBatch> mbs(static_cast<size_t>(n_mb));
+  // Each mini-batch (one optimizer step) runs as micro-batches of at most micro_batch_tokens
+  // padded tokens (at least one completion each); their gradients add up to the mini-batch's.
+  std::vector<std::vector<MicroBatch>> mbs(static_cast<size_t>(n_mb));
+  std::vector<int64_t> mb_completions(static_cast<size_t>(n_mb)), mb_tokens(mbs.size());
+  const auto row_len = [&](size_t i) {
+    const Group& g = sampled[order[i].first];
+    return static_cast<int64_t>(g.prompt.size() + g.completions[order[i].second].tokens.size()) - 1;
+  };
   for (int64_t m = 0; m < n_mb; ++m) {
     const size_t lo = order.size() * m / n_mb, hi = order.size() * (m + 1) / n_mb;
-    MiniBatch& mb = mbs[m];
-    int64_t seq_len = 1;
-    for (size_t i = lo; i < hi; ++i) {
-      const Group& g = sampled[order[i].first];
-      seq_len = std::max<int64_t>(
-          seq_len, g.prompt.size() + g.completions[order[i].second].tokens.size() - 1);
-    }
-    TokenBatch& b = mb.batch;
-    b.n_seqs = static_cast<int64_t>(hi - lo);
-    b.seq_len = seq_len;
-    b.inputs.assign(b.n_seqs * seq_len, pad);
-    b.targets.assign(b.n_seqs * seq_len, -1);
-    b.segments.assign(b.n_seqs * seq_len, 0);
-    for (size_t i = lo; i < hi; ++i) {
-      const Group& g = sampled[order[i].first];
-      const auto& c = g.completions[order[i].second];
-      const int64_t row = static_cast<int64_t>(i - lo), lp = g.prompt.size(), lc = c.tokens.size();
-      const auto token = [&](int64_t j) { return j < lp ? g.prompt[j] : c.tokens[j - lp]; };
-      for (int64_t j = 0; j < seq_len; ++j) {
-        const int64_t at = row * seq_len + j;
-        if (j < lp + lc - 1) {
-          b.inputs[at] = token(j);
-          if (j + 1 >= lp) {
-            b.targets[at] = token(j + 1);
-            mb.positions.push_back(at);
-          }
-        } else {
-          b.segments[at] = 1;  // padding: its own segment, no loss
-        }
+    mb_completions[m] = static_cast<int64_t>(hi - lo);
+    for (size_t first = lo; first < hi;) {
+      size_t end = first + 1;
+      int64_t seq_len = std::max<int64_t>(1, row_len(first));
+      while (end < hi) {
+        const int64_t longer = std::max(seq_len, row_len(end));
+        if (longer * static_cast<int64_t>(end + 1 - first) > config_.micro_batch_tokens) break;
+        seq_len = longer;
+        ++end;
       }
-      mb.lengths.push_back(lc);
-      mb.advantages.push_back(c.advantage);
+      mbs[m].push_back(BuildMicroBatch(sampled, order, first, end, seq_len, pad));
+      mb_tokens[m] += static_cast<int64_t>(mbs[m].back().positions.size());
+      first = end;
     }
   }
 
@@ -384,43 +409,46 @@ nlohmann::json GrpoTrainer::Step() {
   // Log-probabilities at the sampling temperature; no MTP, no balance loss.
   const double scale = 1.0 / config_.temperature;
   const LossWeights no_aux{0.0, 0.0, scale};
-  for (int64_t m = 0; m < n_mb; ++m) {
-    MiniBatch& mb = mbs[m];
-    if (m > 0) {
-      model_->Step(mb.batch, no_aux, 1.0, false);
-      TokenLogProbs(model_->logits(), vocab, scale, mb, mb.logp_old, nullptr, pool_);
+  for (int64_t m = 0; m < n_mb; ++m)
+    for (MicroBatch& mb : mbs[m]) {
+      if (m > 0) {
+        model_->Step(mb.batch, no_aux, 1.0, false);
+        TokenLogProbs(model_->logits(), vocab, scale, mb, mb.logp_old, nullptr, pool_);
+      }
+      if (reference_model_) {
+        reference_model_->Step(mb.batch, no_aux, 1.0, false);
+        TokenLogProbs(reference_model_->logits(), vocab, scale, mb, mb.logp_ref, nullptr, pool_);
+      }
     }
-    if (reference_model_) {
-      reference_model_->Step(mb.batch, no_aux, 1.0, false);
-      TokenLogProbs(reference_model_->logits(), vocab, scale, mb, mb.logp_ref, nullptr, pool_);
-    }
-  }
 
-  const GrpoLossOptions loss_options = GrpoLossOptionsFor(config_);
   double loss_sum = 0, kl_sum = 0, ratio_sum = 0, clipped_sum = 0, entropy_sum = 0,
          grad_norm_sum = 0;
   int64_t trained_tokens = 0;
   for (int64_t m = 0; m < n_mb; ++m) {
-    MiniBatch& mb = mbs[m];
-    GrpoLossResult result;
-    const auto weights = [&](std::span<const float> logits, std::span<float> w) {
-      std::vector<double> logp;
-      TokenLogProbs(logits, vocab, 1.0, mb, logp, &entropy_sum, pool_);  // already scaled
-      if (m == 0) mb.logp_old = logp;
-      std::vector<double> grad(logp.size());  // [n_tokens] ∂L/∂log π
-      result = GrpoLoss<double>(grad, logp, mb.logp_old, mb.logp_ref, mb.advantages, mb.lengths,
-                                loss_options);
-      for (size_t k = 0; k < grad.size(); ++k) w[mb.positions[k]] = static_cast<float>(-grad[k]);
-    };
+    GrpoLossOptions loss_options = GrpoLossOptionsFor(config_);
+    loss_options.batch_completions = mb_completions[m];
+    loss_options.batch_tokens = mb_tokens[m];
     params_.ZeroGrad();
-    model_->Step(mb.batch, no_aux, 1.0, true, weights);
+    for (MicroBatch& mb : mbs[m]) {
+      GrpoLossResult result;
+      const auto weights = [&](std::span<const float> logits, std::span<float> w) {
+        std::vector<double> logp;
+        TokenLogProbs(logits, vocab, 1.0, mb, logp, &entropy_sum, pool_);  // already scaled
+        if (m == 0) mb.logp_old = logp;
+        std::vector<double> grad(logp.size());  // [n_tokens] ∂L/∂log π
+        result = GrpoLoss<double>(grad, logp, mb.logp_old, mb.logp_ref, mb.advantages, mb.lengths,
+                                  loss_options);
+        for (size_t k = 0; k < grad.size(); ++k) w[mb.positions[k]] = static_cast<float>(-grad[k]);
+      };
+      model_->Step(mb.batch, no_aux, 1.0, true, weights);
+      const double n = static_cast<double>(result.n_tokens);
+      loss_sum += result.loss;  // the micro-batches' losses add up to the mini-batch's
+      kl_sum += result.mean_kl * n;
+      ratio_sum += result.mean_ratio * n;
+      clipped_sum += result.clip_fraction * n;
+      trained_tokens += result.n_tokens;
+    }
     grad_norm_sum += optimizer_->Step(params_, lr, &pool_);
-    const double n = static_cast<double>(result.n_tokens);
-    loss_sum += result.loss;
-    kl_sum += result.mean_kl * n;
-    ratio_sum += result.mean_ratio * n;
-    clipped_sum += result.clip_fraction * n;
-    trained_tokens += result.n_tokens;
   }
   const double train_s = SecondsOf(std::chrono::steady_clock::now() - train_begin);
   UpdateCurriculum(sampled);

@@ -27,6 +27,7 @@ void VisitGrpo(GrpoConfig& c, Visitor&& v) {
   v("adam_beta1", c.adam_beta1);
   v("adam_beta2", c.adam_beta2);
   v("mini_batches", c.mini_batches);
+  v("micro_batch_tokens", c.micro_batch_tokens);
   v("beta", c.beta);
   v("ref_reset_every", c.ref_reset_every);
   v("variant", c.variant);
@@ -95,6 +96,7 @@ void ValidateGrpoConfig(const GrpoConfig& c) {
     Fail("grpo: adam_beta1 = ", c.adam_beta1, ", adam_beta2 = ", c.adam_beta2,
          "; expected each in [0, 1)");
   positive("mini_batches", c.mini_batches);
+  positive("micro_batch_tokens", c.micro_batch_tokens);
   if (c.ref_reset_every < 0) Fail("grpo: ref_reset_every = ", c.ref_reset_every, "; expected >= 0");
   if (c.variant != "grpo" && c.variant != "dr-grpo" && c.variant != "dapo")
     Fail("grpo: variant \"", c.variant, "\" is not one of grpo, dr-grpo, dapo");

@@ -33,6 +33,10 @@ struct GrpoConfig {
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.99;
   int64_t mini_batches = 4;  // μ optimizer steps per rollout batch (> 1: ratios ≠ 1, clipping)
+  // Padded tokens per forward/backward: a mini-batch runs as micro-batches of at most this many
+  // (one completion at least) whose gradients add up, so activation memory stays bounded
+  // whatever prompts_per_step × group_size is (about 240 KB per token for whale-tiny-r1).
+  int64_t micro_batch_tokens = 16384;
 
   double beta = 0.01;            // KL (k3) weight to the reference (the starting model); 0: none
   int64_t ref_reset_every = 0;   // copy the policy into the reference every N steps (0: never)

@@ -41,6 +41,10 @@ void ValidateGrpoLossOptions(const GrpoLossOptions& options) {
   if (options.aggregation == LossAggregation::kDrGrpo && options.max_length <= 0) {
     Fail("grpo: Dr. GRPO aggregation needs max_length (L_max) > 0, got ", options.max_length);
   }
+  if (options.batch_completions < 0 || options.batch_tokens < 0) {
+    Fail("grpo: batch_completions ", options.batch_completions, " and batch_tokens ",
+         options.batch_tokens, " must be >= 0 (0: the call's own)");
+  }
 }
 
 template <typename T>
@@ -59,6 +63,12 @@ GrpoLossResult GrpoLoss(std::span<T> grad_logp, std::span<const T> logp,
   WHALE_ASSERT(
       logp.size() == n_tokens && logp_old.size() == n_tokens && grad_logp.size() == n_tokens,
       "per-token buffers must hold ", n_tokens, " entries");
+  if (options.batch_completions > 0 &&
+      options.batch_completions < static_cast<int64_t>(lengths.size()))
+    Fail("grpo: batch_completions ", options.batch_completions, " is below the call's ",
+         lengths.size(), " completions");
+  if (options.batch_tokens > 0 && options.batch_tokens < total)
+    Fail("grpo: batch_tokens ", options.batch_tokens, " is below the call's ", total, " tokens");
   const bool use_ref = options.beta > 0 || !logp_ref.empty();
   WHALE_ASSERT(!use_ref || logp_ref.size() == n_tokens, "logp_ref must hold ", n_tokens,
                " entries, has ", logp_ref.size());
@@ -66,7 +76,11 @@ GrpoLossResult GrpoLoss(std::span<T> grad_logp, std::span<const T> logp,
   GrpoLossResult result;
   result.n_tokens = total;
   if (total == 0) return result;
-  const double b = static_cast<double>(lengths.size());
+  const double b =
+      static_cast<double>(options.batch_completions > 0 ? options.batch_completions
+                                                        : static_cast<int64_t>(lengths.size()));
+  const double token_total =
+      static_cast<double>(options.batch_tokens > 0 ? options.batch_tokens : total);
   double loss = 0, kl_sum = 0, ratio_sum = 0;
   int64_t clipped = 0;
   size_t t = 0;
@@ -78,7 +92,7 @@ GrpoLossResult GrpoLoss(std::span<T> grad_logp, std::span<const T> logp,
         w = 1.0 / (b * static_cast<double>(lengths[i]));
         break;
       case LossAggregation::kDapo:
-        w = 1.0 / static_cast<double>(total);
+        w = 1.0 / token_total;
         break;
       case LossAggregation::kDrGrpo:
         w = 1.0 / (b * static_cast<double>(options.max_length));

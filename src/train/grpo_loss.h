@@ -9,7 +9,8 @@
 //   ρ = exp(ℓ − logp_old),  S = min(ρA_i, clip(ρ, 1−ε_lo, 1+ε_hi)·A_i)
 //   K = exp(logp_ref − ℓ) − (logp_ref − ℓ) − 1   (k3, ≥ 0),   J = S − β·K
 //   loss = −Σ_{i,t} w_{i,t} J_{i,t}
-// Aggregation weights w (B takes the place of the group size G when a call holds several groups):
+// Aggregation weights w (B takes the place of the group size G when a call holds several groups;
+// B and Σ_j |o_j| are the options' batch totals when set):
 //   kGrpo:   1/(B·|o_i|)      (mean over completions of the mean over their tokens)
 //   kDapo:   1/Σ_j |o_j|      (token-level mean)
 //   kDrGrpo: 1/(B·L_max)      (L_max = the generation budget, a constant)
@@ -41,6 +42,11 @@ struct GrpoLossOptions {
   double beta = 0.0;  // KL weight; logp_ref may be empty when 0
   LossAggregation aggregation = LossAggregation::kGrpo;
   int64_t max_length = 0;  // L_max, required (> 0) for kDrGrpo
+  // When a caller splits one batch into several calls (micro-batches bound the activation
+  // memory), the whole batch's completions and tokens: B and Σ_j |o_j| above then count the
+  // batch, not the call, so the calls' gradients add up to the batch's. 0: this call's own.
+  int64_t batch_completions = 0;
+  int64_t batch_tokens = 0;
 };
 
 // Checks the options; throws Error naming the field and value.

@@ -253,6 +253,48 @@ TEST(GrpoLoss, FloatMatchesDoubleAndEmptySequencesAreSkipped) {
   EXPECT_GT(rd.clip_fraction, 0.0);  // token 4: ρ = e^-1 < 0.8 with A < 0
 }
 
+TEST(GrpoLoss, CallsWithBatchTotalsAddUpToTheWholeBatch) {
+  // A batch split into two calls (micro-batches) that name the batch's completions and tokens
+  // gives every token the gradient of one call over the whole batch, and the losses add up.
+  const std::vector<double> logp = {-1.0, -2.0, -0.5, -0.1, -3.0, -0.7};
+  const std::vector<double> old = {-1.3, -1.9, -0.2, -0.1, -2.0, -0.6};
+  const std::vector<double> ref = {-1.1, -2.5, -0.4, -0.3, -2.9, -0.9};
+  const std::vector<double> advantages = {0.5, -2.0, 1.5};
+  const std::vector<int64_t> lengths = {2, 3, 1};
+  const LossAggregation kinds[3] = {LossAggregation::kGrpo, LossAggregation::kDapo,
+                                    LossAggregation::kDrGrpo};
+  for (const LossAggregation kind : kinds) {
+    GrpoLossOptions o;
+    o.aggregation = kind;
+    o.beta = 0.1;
+    o.max_length = 10;
+    std::vector<double> whole(6);
+    const GrpoLossResult all = GrpoLoss<double>(whole, logp, old, ref, advantages, lengths, o);
+    o.batch_completions = 3;
+    o.batch_tokens = 6;
+    std::vector<double> first(2), second(4);
+    const auto part = [](const std::vector<double>& v, size_t begin, size_t n) {
+      return std::span<const double>(v.data() + begin, n);
+    };
+    const GrpoLossResult a =
+        GrpoLoss<double>(first, part(logp, 0, 2), part(old, 0, 2), part(ref, 0, 2),
+                         part(advantages, 0, 1), std::span<const int64_t>(lengths.data(), 1), o);
+    const GrpoLossResult b = GrpoLoss<double>(second, part(logp, 2, 4), part(old, 2, 4),
+                                              part(ref, 2, 4), part(advantages, 1, 2),
+                                              std::span<const int64_t>(lengths.data() + 1, 2), o);
+    // Same terms, summed in another order: a few ulps.
+    EXPECT_NEAR(a.loss + b.loss, all.loss, 1e-15) << static_cast<int>(kind);
+    for (int t = 0; t < 2; ++t) EXPECT_DOUBLE_EQ(first[t], whole[t]) << static_cast<int>(kind);
+    for (int t = 0; t < 4; ++t) EXPECT_DOUBLE_EQ(second[t], whole[2 + t]) << static_cast<int>(kind);
+    // Totals below the call's own are a caller's mistake.
+    o.batch_tokens = 1;
+    EXPECT_THROW(
+        GrpoLoss<double>(first, part(logp, 0, 2), part(old, 0, 2), part(ref, 0, 2),
+                         part(advantages, 0, 1), std::span<const int64_t>(lengths.data(), 1), o),
+        Error);
+  }
+}
+
 TEST(GrpoLoss, RejectsBadOptions) {
   GrpoLossOptions o;
   o.aggregation = LossAggregation::kDrGrpo;
@@ -263,6 +305,9 @@ TEST(GrpoLoss, RejectsBadOptions) {
   EXPECT_THROW(ValidateGrpoLossOptions(o), Error);
   o = GrpoLossOptions();
   o.beta = -0.1;
+  EXPECT_THROW(ValidateGrpoLossOptions(o), Error);
+  o = GrpoLossOptions();
+  o.batch_tokens = -1;
   EXPECT_THROW(ValidateGrpoLossOptions(o), Error);
 }
 

@@ -91,6 +91,17 @@ inline __m256i Broadcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
+#if HWY_TARGET <= HWY_AVX3_DL
+// acc + the dot of u8's unsigned bytes with s8's signed bytes, per 4-byte lane (vpdpbusd).
+// Highway 1.0.3's AVX3_DL target also enables AVX-VNNI, so GCC encodes the 256-bit intrinsic in
+// its VEX form, which Ice Lake and Zen 4 lack (they have only the AVX512-VNNI EVEX form) and fault
+// on with SIGILL. The {evex} pseudo-prefix pins the encoding every AVX3_DL CPU has.
+inline __m256i DotBytes(__m256i acc, __m256i u8, __m256i s8) {
+  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+  return acc;
+}
+#endif
+
 // y for row block `block` and tokens [tok0, tok0 + T).
 template <int T, bool kInt4>
 void Tile(const QuantJob& job, int64_t block, int64_t tok0) {
@@ -101,7 +112,7 @@ void Tile(const QuantJob& job, int64_t block, int64_t tok0) {
   const uint8_t* wb = static_cast<const uint8_t*>(w.data) + block * job.block_bytes;
   const int8_t* a[T];
   const float* ad[T];
-  const int32_t* as[T];
+  [[maybe_unused]] const int32_t* as[T];  // read by the int8 path only
   const float* ac[T];
   for (int t = 0; t < T; ++t) {
     a[t] = job.aq + (tok0 + t) * groups * kQuantGroup;
@@ -132,8 +143,7 @@ void Tile(const QuantJob& job, int64_t block, int64_t tok0) {
         const __m256i wk = _mm256_xor_si256(
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + k * 32)), sign_bits);
         for (int t = 0; t < T; ++t)
-          p[t][k % kAcc] =
-              _mm256_dpbusd_epi32(p[t][k % kAcc], wk, Broadcast4(a[t] + g * kQuantGroup + 4 * k));
+          p[t][k % kAcc] = DotBytes(p[t][k % kAcc], wk, Broadcast4(a[t] + g * kQuantGroup + 4 * k));
       }
     } else {
       for (int k = 0; k < 4; ++k) {
@@ -141,17 +151,21 @@ void Tile(const QuantJob& job, int64_t block, int64_t tok0) {
         UnpackNibbles(wg + k * 32, lo, hi);
         for (int t = 0; t < T; ++t) {
           const int8_t* ag = a[t] + g * kQuantGroup;
-          p[t][(2 * k) % kAcc] =
-              _mm256_dpbusd_epi32(p[t][(2 * k) % kAcc], lo, Broadcast4(ag + 4 * k));
+          p[t][(2 * k) % kAcc] = DotBytes(p[t][(2 * k) % kAcc], lo, Broadcast4(ag + 4 * k));
           p[t][(2 * k + 1) % kAcc] =
-              _mm256_dpbusd_epi32(p[t][(2 * k + 1) % kAcc], hi, Broadcast4(ag + 16 + 4 * k));
+              DotBytes(p[t][(2 * k + 1) % kAcc], hi, Broadcast4(ag + 16 + 4 * k));
         }
       }
     }
     for (int t = 0; t < T; ++t) {
       __m256i total = p[t][0];
       for (int i = 1; i < kAcc; ++i) total = _mm256_add_epi32(total, p[t][i]);
-      dot[t] = kInt4 ? total : _mm256_sub_epi32(total, _mm256_set1_epi32(128 * as[t][g]));
+      // int8 codes were shifted to unsigned (xor 0x80): subtract 128 * sum(a) to undo it.
+      if constexpr (kInt4) {
+        dot[t] = total;
+      } else {
+        dot[t] = _mm256_sub_epi32(total, _mm256_set1_epi32(128 * as[t][g]));
+      }
     }
 #else
     if constexpr (!kInt4) {

@@ -19,6 +19,12 @@
 //   int4 (both): Σ (c - 8) a = Σ c a - 8 Σ a; the second term is the activation's precomputed
 //         -8 x scale x code sum, times the weight scale.
 // Other targets run a portable scalar loop over the same data (exact integer group sums).
+// Every Highway TU of this library must compile the same target set (kernels/simd_targets.h):
+// hwy::ChosenTarget::GetIndex is an inline function whose body depends on HWY_TARGETS, and an
+// unoptimized build keeps it out of line, so the linker keeps one TU's copy for all. A TU with
+// fewer targets then indexes empty slots of its dispatch tables (the clang-14 ASan build
+// crashed so when a test forced AVX2 on an AVX-512 machine).
+#include "kernels/simd_targets.h"
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/quant_matmul.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

@@ -8,7 +8,8 @@
 // provided the file compiles them all: with -march=native Highway 1.0.3 otherwise builds only
 // the native target (and fails to configure it unless HWY_WANT_AVX3_DL is defined), so define
 // HWY_COMPILE_ALL_ATTAINABLE and HWY_WANT_AVX3_DL before the Highway includes: include
-// kernels/simd_targets.h first, as matmul_simd.cc and activation_simd.cc do.
+// kernels/simd_targets.h first, as every dispatched file here does. All of them must compile
+// the same targets: see the note in quant_matmul.cc on hwy::ChosenTarget::GetIndex.
 #pragma once
 
 #include <cstdint>

@@ -12,7 +12,8 @@
 #   4 grpo       GRPO with the tasks' verifiers as rewards, on problems one notch harder (grpo.json)
 #   5 eval       held-out pass@1 (greedy, sampled) and pass@K after SFT and after GRPO
 # --install copies the GRPO checkpoint and the eval tables into models/whale-tiny-r1.
-# Deterministic given the seeds in the configs and the thread count (reductions split by thread).
+# Deterministic given the seeds in the configs, the thread count (reductions split by thread) and
+# the CPU's SIMD target (another target rounds differently).
 # --smoke runs every stage for a few steps (CI), checking that the pipeline holds together.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

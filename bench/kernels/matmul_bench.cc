@@ -120,12 +120,17 @@ void BM_MatMulRef(benchmark::State& state) {
 
 void MatMulArgs(benchmark::internal::Benchmark* b) {
   for (int64_t threads : {1, 2})
-    for (int64_t n : {1, 128})
+    for (int64_t n : {1, 128, 512})
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2048, 2048}, {7168, 2048}})
         for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, rows, cols, threads});
   // Weights resident in L2 (64 x 2048): the kernel's compute speed without DRAM.
   for (int64_t n : {1, 4})
     for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, 64, 2048, 1});
+  // Small batches on a small model's shapes (whale-tiny-r1: hidden 256, experts 256 x 256, dense
+  // FFN 768 x 256): the decode steps of a server running several sequences; weights in cache.
+  for (int64_t n : {1, 2, 4, 8, 16, 32, 64})
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{256, 256}, {768, 256}, {256, 2048}})
+      for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, rows, cols, 1});
   b->ArgNames({"dtype", "n", "rows", "cols", "threads"});
   b->UseRealTime();
 }

@@ -15,17 +15,16 @@ namespace {
 constexpr int64_t kMinParallelMacs = int64_t{1} << 15;
 
 // From this many tokens on, a product runs as the packed F32 GEMM (kernels/gemm.h) over weight
-// rows decoded once per call: its register-blocked outer products (no horizontal sums) reach
-// 2.3-3.7x the throughput of the row-dot kernels on 128 x 2048 x 2048, and decoding costs 1/n
-// per product. Below it, the row tiles (4 tokens x 4 rows) read each weight vector ceil(n / 4)
-// times, which costs less than decoding and packing. FP8's decode (scale, NaN check) costs more,
-// so it pays later. Measured: BF16 from 8 tokens made small-v3's 128-token prefill (experts see
-// ~12 tokens each) 35% faster than from 16; from 9 instead of 8, an 8-sequence decode step (every
-// dense product at n = 8) of whale-tiny-r1 runs 10-15% faster (batched / batch-1 decode in the
-// same run, 1 thread: 0.80 -> 0.89-0.93). FP8 at 8 left prefill unchanged within noise and made
-// 8-sequence decode steps 20% slower than at 16.
+// rows decoded once per call. Below it, the register tiles of matmul_simd.cc (4 rows x 4 tokens,
+// weights decoded in registers and shared by the tile's tokens) run at the FMA peak without a
+// decoded copy; FP8's decode costs ~4x BF16's per vector, so there the GEMM's one decode per
+// call wins earlier. Measured on one Zen 4 core (bench/kernels BM_MatMul, GFLOP/s, tiles vs
+// GEMM): 256 x 256 and 768 x 256 at 16 tokens BF16 76-77 vs 30-39, FP8 52-53 vs 32-37, F32 57-67
+// vs 42-45; 2048 x 2048 at 128 tokens BF16 84-92 vs 71-78, F32 62-76 vs 59-63, FP8 61-65 vs
+// 73-78; at 512 tokens BF16 88.6 vs 87.5, F32 74 vs 83, FP8 65 vs 86; FP8 at 32 tokens 45-67
+// vs 44-55 and at 64 53-64 vs 63-71.
 int64_t MinGemmTokens(DType dtype) {
-  return dtype == DType::F8_E4M3 ? 16 : 9;
+  return dtype == DType::F8_E4M3 ? 48 : 256;
 }
 // Weight rows decoded per task: about 1 MiB of F32 (128 rows of 2048), which measured 40% faster
 // than 256 KiB blocks on 2048 x 2048 (fewer, wider Gemm panels per decoded row).
@@ -87,10 +86,12 @@ void MatMul(std::span<float> y, std::span<const float> x, int64_t n, const Weigh
     run(0, static_cast<size_t>(n_tasks), 0);
     return;
   }
-  // At least ~64 KiB of weights per chunk keeps each thread on one long sequential stream.
+  // At least ~64 KiB of weights per chunk keeps each thread on one long sequential stream; with
+  // several tokens a chunk holds that much work in fewer rows, so that small matrices (a decode
+  // step of a few sequences through a 256-wide model) still split evenly across the threads.
   const int64_t task_bytes = kMatMulRowsPerTask * w.cols * static_cast<int64_t>(SizeOf(w.dtype));
   const int64_t grain =
-      std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(1, task_bytes));
+      std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(1, task_bytes * n));
   pool->ParallelFor(static_cast<size_t>(n_tasks), static_cast<size_t>(grain), run);
 }
 

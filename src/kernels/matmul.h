@@ -39,10 +39,11 @@ void ValidateMatMulArgs(std::span<float> y, std::span<const float> x, int64_t n,
 
 // y[n, rows] = x[n, cols] · Wᵀ. pool may be nullptr (single thread).
 // Work is split across the pool by output rows; every weight row is decoded from memory once per
-// call whatever n is. Below 8 tokens (FP8: 16) the weights are decoded in registers and each output
-// is a row dot (for FP8, each 128-column block's dot is summed in F32 and then multiplied by its
-// scale); from there on, blocks of rows are decoded to F32 (FP8: times the scale, rounded
-// once, as DequantizeRows) and multiplied by the packed GEMM of kernels/gemm.h. Results do not
+// call whatever n is. Below 256 tokens (FP8: 48) the weights are decoded in registers: one token
+// runs row dots (for FP8, each 128-column block's dot is summed in F32 and then multiplied by its
+// scale), several run tiles of rows x tokens (FP8 weights times their block scale, rounded once,
+// as DequantizeRows); from there on, blocks of rows are decoded to F32 (FP8 likewise) and
+// multiplied by the packed GEMM of kernels/gemm.h. Results do not
 // depend on the thread count, but may differ by rounding between machines and compilers. y must not
 // overlap x. Throws whale::Error on an unsupported dtype, missing or stray block scales, or
 // spans whose sizes are not exactly n * cols (x) and n * rows (y).

@@ -10,15 +10,15 @@
 //   maximum, and a row group that met a NaN code is recomputed with the exact scalar decode, so
 //   NaN weights give NaN as in the reference.
 //
-// GEMV (n < kMinTiledTokens): 4 rows at a time, two accumulators per row (8 independent FMA
-// chains), x from L1; for FP8 one pair of block accumulators per 128-column scale block, folded
-// into the row total with one multiply-add by the block's scale; one horizontal sum per row.
-// GEMM: for each 16-row task and each panel of tokens (sized so the panel's activations stay in
-// L2), 4 rows are decoded to F32 (FP8 times its scale, one rounding, as DequantizeRows) into a
-// small per-thread buffer and multiplied with the panel kTileTokens tokens at a time: 4 x
-// kTileTokens accumulators, each loaded weight vector used by every token of the tile. Every
-// (token, row) result is summed in the same order whatever the tiling, so results do not depend
-// on the thread count or on where a row falls in a tile.
+// GEMV (one token): 4 rows at a time, two accumulators per row (8 independent FMA chains), x
+// from L1; for FP8 one pair of block accumulators per 128-column scale block, folded into the
+// row total with one multiply-add by the block's scale.
+// Small batches (2 tokens up to MatMul's GEMM threshold): tiles of 4 rows x kTileTokens tokens;
+// each weight vector is decoded in registers once per tile (FP8 times its block scale, one
+// rounding, as DequantizeRows) and multiplied with every token of the tile, one accumulator per
+// (token, row). Both reduce their accumulators four rows at a time (SumRows4), not with one
+// horizontal sum per output. A token's result does not depend on the thread count or on which
+// tile it falls in.
 #include "kernels/matmul_simd.h"
 
 #include "kernels/simd_targets.h"
@@ -34,7 +34,6 @@
 #include <bit>
 #include <cmath>
 #include <limits>
-#include <vector>
 
 #include "kernels/simd.h"
 #include "tensor/dtype.h"
@@ -50,10 +49,8 @@ inline float Bf16Value(uint16_t bits) {
   return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
 }
 
-constexpr int kRowGroup = 4;            // rows decoded together
-constexpr int64_t kMinTiledTokens = 4;  // below this, weights are decoded in registers per token
+constexpr int kRowGroup = 4;                // rows decoded together
 constexpr int64_t kPanelBytes = 256 << 10;  // activations of one token panel (L2 has 1 MiB)
-constexpr int64_t kMaxPanelTokens = 64;
 
 }  // namespace matmul_detail
 }  // namespace whale
@@ -76,13 +73,15 @@ constexpr int kTileTokens = 4;  // 32 vector registers: 16 accumulators + 4 weig
 constexpr int kTileTokens = 2;  // 16 vector registers: 8 accumulators + 4 weights + 1 x
 #endif
 
-// Each decoder turns 2N stored weights starting at p into two F32 vectors, lanes in order.
+// Each decoder turns 2N stored weights starting at p into two F32 vectors, lanes in order
+// (Decode2); the unscaled ones also N into one (Decode1).
 struct F32Decoder {
   using Storage = float;
   static constexpr bool kScaled = false;
+  HWY_INLINE VF Decode1(DF df, const float* p) { return hn::LoadU(df, p); }
   HWY_INLINE void Decode2(DF df, const float* p, VF& lo, VF& hi) {
-    lo = hn::LoadU(df, p);
-    hi = hn::LoadU(df, p + hn::Lanes(df));
+    lo = Decode1(df, p);
+    hi = Decode1(df, p + hn::Lanes(df));
   }
   static float Scalar(float v) { return v; }
   bool SawNan() const { return false; }
@@ -91,12 +90,14 @@ struct F32Decoder {
 struct Bf16Decoder {
   using Storage = uint16_t;
   static constexpr bool kScaled = false;
-  HWY_INLINE void Decode2(DF df, const uint16_t* p, VF& lo, VF& hi) {
+  HWY_INLINE VF Decode1(DF df, const uint16_t* p) {
     const hn::RebindToUnsigned<DF> du32;
     const hn::Rebind<uint16_t, DF> du16;
-    lo = hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, p))));
-    hi =
-        hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, p + hn::Lanes(df)))));
+    return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du32, hn::LoadU(du16, p))));
+  }
+  HWY_INLINE void Decode2(DF df, const uint16_t* p, VF& lo, VF& hi) {
+    lo = Decode1(df, p);
+    hi = Decode1(df, p + hn::Lanes(df));
   }
   static float Scalar(uint16_t v) { return Bf16Value(v); }
   bool SawNan() const { return false; }
@@ -157,6 +158,51 @@ float ScaleOf(const WeightMatrix& w, int64_t row, int64_t col) {
   return w.block_scales[(row / kWeightScaleBlock) * grid_cols + col / kWeightScaleBlock];
 }
 
+// Makes the compiler hold v in a register: GCC otherwise folds a load that several multiply-adds
+// share into each of them as a memory operand, and the tiles' loads then outnumber their
+// multiply-adds (Zen 4 issues one 512-bit load per cycle and one 512-bit FMA).
+HWY_INLINE void KeepInRegister(VF& v) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3 && defined(__GNUC__)
+  asm("" : "+v"(v.raw));  // any of the 32 vector registers
+#elif HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128 && defined(__GNUC__)
+  asm("" : "+x"(v.raw));
+#else
+  (void)v;
+#endif
+}
+
+// out[r] = the sum of v[r]'s lanes for 4 vectors at once: pairs of rows interleaved and added
+// twice (every 128-bit block then holds one partial sum per row), then the blocks folded. 15
+// shuffles and adds for AVX-512's 4 rows instead of 4 full horizontal sums: with 256 columns a
+// row's dot is only 16 multiply-adds, so per-output horizontal sums cost as much as the dot.
+#if HWY_TARGET == HWY_SCALAR
+HWY_INLINE void SumRows4(DF df, const VF (&v)[kRowGroup], float* out) {
+  for (int r = 0; r < kRowGroup; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, v[r]));
+}
+#else
+template <class D>
+HWY_INLINE auto FoldToBlock(D d, hn::Vec<D> v) {
+  if constexpr (hn::MaxLanes(d) * sizeof(float) > 16) {
+    const hn::Half<D> dh;
+    return FoldToBlock(dh, hn::Add(hn::LowerHalf(dh, v), hn::UpperHalf(dh, v)));
+  } else {
+    return v;
+  }
+}
+HWY_INLINE void SumRows4(DF df, const VF (&v)[kRowGroup], float* out) {
+  static_assert(kRowGroup == 4, "one 128-bit block holds the 4 row sums");
+  const hn::Repartition<uint64_t, DF> d64;
+  // Per 128-bit block: [v0 + v0', v1 + v1', ...] lanes (0,2) and (1,3) of each pair summed.
+  const VF s01 = hn::Add(hn::InterleaveLower(df, v[0], v[1]), hn::InterleaveUpper(df, v[0], v[1]));
+  const VF s23 = hn::Add(hn::InterleaveLower(df, v[2], v[3]), hn::InterleaveUpper(df, v[2], v[3]));
+  const auto a = hn::BitCast(d64, s01), b = hn::BitCast(d64, s23);
+  const VF block_sums = hn::Add(hn::BitCast(df, hn::InterleaveLower(d64, a, b)),
+                                hn::BitCast(df, hn::InterleaveUpper(d64, a, b)));
+  const auto folded = FoldToBlock(df, block_sums);  // 4 lanes: the rows' totals
+  hn::StoreU(folded, hn::DFromV<decltype(folded)>(), out);
+}
+#endif
+
 // Exact fallback for one row and one token (rows holding a NaN code): F32 sums per scale block,
 // like the vector path, with the exact scalar decode.
 template <class Dec>
@@ -203,6 +249,13 @@ HWY_INLINE void DotRowGroup(const WeightMatrix& w, const int64_t (&row)[kRowGrou
         acc1[r] = hn::MulAdd(w1, x1, acc1[r]);
       }
     }
+    if constexpr (!Dec::kScaled) {
+      for (; k + lanes <= k1; k += lanes) {
+        const VF x0 = hn::LoadU(df, x + k);
+        for (int r = 0; r < kRowGroup; ++r)
+          acc0[r] = hn::MulAdd(dec.Decode1(df, wr[r] + k), x0, acc0[r]);
+      }
+    }
     float block_tail[kRowGroup] = {};
     for (; k < k1; ++k)
       for (int r = 0; r < kRowGroup; ++r) block_tail[r] += x[k] * Dec::Scalar(wr[r][k]);
@@ -218,7 +271,8 @@ HWY_INLINE void DotRowGroup(const WeightMatrix& w, const int64_t (&row)[kRowGrou
       }
     }
   }
-  for (int r = 0; r < kRowGroup; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, total[r])) + tail[r];
+  SumRows4(df, total, out);
+  for (int r = 0; r < kRowGroup; ++r) out[r] += tail[r];
   if (dec.SawNan())
     for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<Dec>(w, row[r], x);
 }
@@ -267,75 +321,116 @@ void DecodeRow(float* dst, const WeightMatrix& w, int64_t row) {
   }
 }
 
-// out[t][r] = x[t] · w[r] over cols, one accumulator per (t, r), then a horizontal sum and the
-// scalar tail: the same order for every (t, r) whatever kTokens is.
-template <int kTokens>
-HWY_INLINE void TileDot(const float* const (&w)[kRowGroup], const float* const* x, int64_t cols,
-                        float (*out)[kRowGroup]) {
+// out[t][r] = x[t] · W[row[r]] for kTokens tokens and kRowGroup rows: each weight vector is
+// decoded once in registers (FP8: times its block scale, one rounding, as DequantizeRows) and
+// used by every token; one accumulator per (t, r), reduced four rows at a time. A token's result
+// depends only on its row group, not on which tile it falls in or on kTokens.
+template <class Dec, int kTokens>
+HWY_INLINE void TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
+                          const float* const* x, float (*out)[kRowGroup]) {
+  using Storage = typename Dec::Storage;
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t step = 2 * lanes;
+  const int64_t cols = w.cols;
+  const int64_t block = Dec::kScaled ? kWeightScaleBlock : std::max<int64_t>(cols, 1);
+  const Storage* wr[kRowGroup];
+  for (int r = 0; r < kRowGroup; ++r) wr[r] = static_cast<const Storage*>(w.data) + row[r] * cols;
+  Dec dec;
   VF acc[kTokens][kRowGroup];
+  float tail[kTokens][kRowGroup] = {};
   for (int t = 0; t < kTokens; ++t)
     for (int r = 0; r < kRowGroup; ++r) acc[t][r] = hn::Zero(df);
-  int64_t k = 0;
-  for (; k + lanes <= cols; k += lanes) {
-    VF wv[kRowGroup];
-    for (int r = 0; r < kRowGroup; ++r) wv[r] = hn::LoadU(df, w[r] + k);
-    for (int t = 0; t < kTokens; ++t) {
-      const VF xv = hn::LoadU(df, x[t] + k);
-      for (int r = 0; r < kRowGroup; ++r) acc[t][r] = hn::MulAdd(wv[r], xv, acc[t][r]);
+  for (int64_t k0 = 0; k0 < cols; k0 += block) {
+    const int64_t k1 = std::min(cols, k0 + block);
+    float scale[kRowGroup];
+    for (int r = 0; r < kRowGroup; ++r) scale[r] = Dec::kScaled ? ScaleOf(w, row[r], k0) : 1.0f;
+    int64_t k = k0;
+    for (; k + step <= k1; k += step) {
+      // The tokens' activations stay in registers for the 4 rows: 2·kTokens loads of x and 4
+      // weight decodes feed 8·kTokens multiply-adds.
+      VF x0[kTokens], x1[kTokens];
+      for (int t = 0; t < kTokens; ++t) {
+        x0[t] = hn::LoadU(df, x[t] + k);
+        x1[t] = hn::LoadU(df, x[t] + k + lanes);
+        KeepInRegister(x0[t]);
+        KeepInRegister(x1[t]);
+      }
+      for (int r = 0; r < kRowGroup; ++r) {
+        VF w0, w1;
+        dec.Decode2(df, wr[r] + k, w0, w1);
+        if constexpr (Dec::kScaled) {
+          const VF s = hn::Set(df, scale[r] * Dec::kVectorScale);
+          w0 = hn::Mul(w0, s);
+          w1 = hn::Mul(w1, s);
+        }
+        for (int t = 0; t < kTokens; ++t)
+          acc[t][r] = hn::MulAdd(w1, x1[t], hn::MulAdd(w0, x0[t], acc[t][r]));
+      }
     }
+    if constexpr (!Dec::kScaled) {
+      // One more vector when it fits (attention's cache rows are 64 + 16 columns wide).
+      for (; k + lanes <= k1; k += lanes)
+        for (int r = 0; r < kRowGroup; ++r) {
+          const VF wv = dec.Decode1(df, wr[r] + k);
+          for (int t = 0; t < kTokens; ++t)
+            acc[t][r] = hn::MulAdd(wv, hn::LoadU(df, x[t] + k), acc[t][r]);
+        }
+    }
+    for (; k < k1; ++k)
+      for (int r = 0; r < kRowGroup; ++r) {
+        const float v = Dec::kScaled ? Dec::Scalar(wr[r][k]) * scale[r] : Dec::Scalar(wr[r][k]);
+        for (int t = 0; t < kTokens; ++t) tail[t][r] += x[t][k] * v;
+      }
   }
-  for (int t = 0; t < kTokens; ++t)
-    for (int r = 0; r < kRowGroup; ++r) {
-      float sum = hn::GetLane(hn::SumOfLanes(df, acc[t][r]));
-      float tail = 0.0f;
-      for (int64_t j = k; j < cols; ++j) tail += x[t][j] * w[r][j];
-      out[t][r] = sum + tail;
-    }
+  for (int t = 0; t < kTokens; ++t) {
+    SumRows4(df, acc[t], out[t]);
+    for (int r = 0; r < kRowGroup; ++r) out[t][r] += tail[t][r];
+  }
+  if (dec.SawNan())
+    for (int t = 0; t < kTokens; ++t)
+      for (int r = 0; r < kRowGroup; ++r) out[t][r] = DotRowScalar<Dec>(w, row[r], x[t]);
 }
 
+// Tiles of kTileTokens tokens, the last one shorter. Many tokens go in panels whose activations
+// stay in L2 while a task's 16 weight rows (in L1 / L2) pass over them: without panels every row
+// group would stream all n tokens' activations from L3.
 template <class Dec>
-void GemmRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
+void TileRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
               int64_t row_end) {
-  const int64_t cols = w.cols;
-  constexpr bool kDecode = !std::is_same_v<Dec, F32Decoder>;
-  thread_local std::vector<float> decoded;  // [kRowGroup, cols]; grows once per thread
-  if (kDecode && decoded.size() < static_cast<size_t>(kRowGroup * cols))
-    decoded.resize(static_cast<size_t>(kRowGroup * cols));
-  const int64_t panel =
-      std::clamp<int64_t>(kPanelBytes / std::max<int64_t>(1, cols * 4) / kTileTokens * kTileTokens,
-                          kTileTokens, kMaxPanelTokens);
+  const int64_t panel = std::max<int64_t>(
+      kTileTokens, kPanelBytes / std::max<int64_t>(1, w.cols * 4) / kTileTokens * kTileTokens);
   for (int64_t s0 = row_begin; s0 < row_end; s0 += kMatMulRowsPerTask) {
     const int64_t s1 = std::min(row_end, s0 + kMatMulRowsPerTask);
-    for (int64_t t0 = 0; t0 < n; t0 += panel) {
-      const int64_t t1 = std::min(n, t0 + panel);
+    for (int64_t p0 = 0; p0 < n; p0 += panel) {
+      const int64_t p1 = std::min(n, p0 + panel);
       for (int64_t r0 = s0; r0 < s1; r0 += kRowGroup) {
         const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, s1 - r0));
-        const float* wr[kRowGroup];
-        for (int r = 0; r < kRowGroup; ++r) {
-          const int used = std::min(r, n_rows - 1);
-          if constexpr (kDecode) {
-            if (r < n_rows) DecodeRow<Dec>(decoded.data() + r * cols, w, r0 + r);
-            wr[r] = decoded.data() + used * cols;
-          } else {
-            wr[r] = static_cast<const float*>(w.data) + (r0 + used) * cols;
-          }
-        }
-        int64_t t = t0;
-        for (; t + kTileTokens <= t1; t += kTileTokens) {
+        int64_t row[kRowGroup];  // a short group repeats its last row; those results are dropped
+        for (int r = 0; r < kRowGroup; ++r) row[r] = r0 + std::min(r, n_rows - 1);
+        for (int64_t t0 = p0; t0 < p1; t0 += kTileTokens) {
+          const int count = static_cast<int>(std::min<int64_t>(kTileTokens, p1 - t0));
           const float* xt[kTileTokens];
-          for (int i = 0; i < kTileTokens; ++i) xt[i] = x + (t + i) * cols;
+          for (int i = 0; i < kTileTokens; ++i) xt[i] = x + (t0 + std::min(i, count - 1)) * w.cols;
           float out[kTileTokens][kRowGroup];
-          TileDot<kTileTokens>(wr, xt, cols, out);
-          for (int i = 0; i < kTileTokens; ++i)
-            for (int r = 0; r < n_rows; ++r) y[(t + i) * w.rows + r0 + r] = out[i][r];
-        }
-        for (; t < t1; ++t) {
-          const float* xt[1] = {x + t * cols};
-          float out[1][kRowGroup];
-          TileDot<1>(wr, xt, cols, out);
-          for (int r = 0; r < n_rows; ++r) y[t * w.rows + r0 + r] = out[0][r];
+          switch (count) {
+            case 1:
+              TileGroup<Dec, 1>(w, row, xt, out);
+              break;
+            case 2:
+              TileGroup<Dec, 2>(w, row, xt, out);
+              break;
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3) || HWY_ARCH_ARM_A64
+            case 3:
+              TileGroup<Dec, 3>(w, row, xt, out);
+              break;
+            case 4:
+              TileGroup<Dec, 4>(w, row, xt, out);
+              break;
+#endif
+          }
+          for (int i = 0; i < count; ++i)
+            for (int r = 0; r < n_rows; ++r) y[(t0 + i) * w.rows + r0 + r] = out[i][r];
         }
       }
     }
@@ -345,10 +440,10 @@ void GemmRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_
 template <class Dec>
 void RowsFor(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
              int64_t row_end) {
-  if (n < kMinTiledTokens) {
+  if (n == 1) {
     GemvRows<Dec>(y, x, n, w, row_begin, row_end);
   } else {
-    GemmRows<Dec>(y, x, n, w, row_begin, row_end);
+    TileRows<Dec>(y, x, n, w, row_begin, row_end);
   }
 }
 

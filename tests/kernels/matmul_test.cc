@@ -89,6 +89,20 @@ double DotTolerance(int64_t k, double abs_products) {
 
 class MatMulDTypeTest : public ::testing::TestWithParam<DType> {};
 
+// y against MatMulRef within DotTolerance for every token and row.
+void ExpectMatchesReference(const TestWeight& w, int64_t n, std::mt19937& rng, ThreadPool* pool) {
+  const std::vector<float> x = RandomActivations(n * w.cols, rng);
+  std::vector<float> y(n * w.rows), expected(n * w.rows);
+  MatMul(y, x, n, w.matrix(), pool);
+  MatMulRef(expected, x, n, w.matrix());
+  const std::vector<double> scale = AbsProducts(x, n, w);
+  for (int64_t i = 0; i < n * w.rows; ++i)
+    ASSERT_NEAR(y[i], expected[i], DotTolerance(w.cols, scale[i]))
+        << Name(w.dtype) << " " << ActiveSimdTargetName() << " n=" << n << " rows=" << w.rows
+        << " cols=" << w.cols << " token=" << i / w.rows << " row=" << i % w.rows;
+}
+
+// n = 1 (row dots), 2 and 7 (tiles, partial), 49 (tiles in panels; FP8: the GEMM).
 TEST_P(MatMulDTypeTest, MatchesReferenceOverOddShapes) {
   const DType dtype = GetParam();
   std::mt19937 rng(7);
@@ -96,33 +110,34 @@ TEST_P(MatMulDTypeTest, MatchesReferenceOverOddShapes) {
   for (int64_t rows : kSizes)
     for (int64_t cols : kSizes) {
       const TestWeight w = RandomWeight(dtype, rows, cols, rng);
-      for (int64_t n : {1, 2, 7, 33}) {
-        const std::vector<float> x = RandomActivations(n * cols, rng);
-        std::vector<float> y(n * rows), expected(n * rows);
-        MatMul(y, x, n, w.matrix(), &pool);
-        MatMulRef(expected, x, n, w.matrix());
-        const std::vector<double> scale = AbsProducts(x, n, w);
-        for (int64_t i = 0; i < n * rows; ++i)
-          ASSERT_NEAR(y[i], expected[i], DotTolerance(cols, scale[i]))
-              << Name(dtype) << " n=" << n << " rows=" << rows << " cols=" << cols
-              << " token=" << i / rows << " row=" << i % rows;
-      }
+      for (int64_t n : {1, 2, 7, 49}) ExpectMatchesReference(w, n, rng, &pool);
     }
+}
+
+// From 256 tokens on every dtype runs the GEMM over decoded rows.
+TEST_P(MatMulDTypeTest, ManyTokensMatchReference) {
+  std::mt19937 rng(5);
+  ThreadPool pool(2);
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{33, 129}, {130, 31}, {17, 300}})
+    ExpectMatchesReference(RandomWeight(GetParam(), rows, cols, rng), 257, rng, &pool);
 }
 
 TEST_P(MatMulDTypeTest, ThreadCountDoesNotChangeBits) {
   const DType dtype = GetParam();
   std::mt19937 rng(11);
-  const int64_t rows = 300, cols = 257, n = 33;
+  const int64_t rows = 300, cols = 257;
   const TestWeight w = RandomWeight(dtype, rows, cols, rng);
-  const std::vector<float> x = RandomActivations(n * cols, rng);
-  std::vector<float> single(n * rows);
-  MatMul(single, x, n, w.matrix(), nullptr);
-  for (int threads : {1, 2, 3}) {
-    ThreadPool pool(threads);
-    std::vector<float> y(n * rows);
-    MatMul(y, x, n, w.matrix(), &pool);
-    for (int64_t i = 0; i < n * rows; ++i) ASSERT_EQ(y[i], single[i]) << threads << " threads";
+  for (int64_t n : {1, 13, 49, 257}) {  // every kernel path
+    const std::vector<float> x = RandomActivations(n * cols, rng);
+    std::vector<float> single(n * rows);
+    MatMul(single, x, n, w.matrix(), nullptr);
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      std::vector<float> y(n * rows);
+      MatMul(y, x, n, w.matrix(), &pool);
+      for (int64_t i = 0; i < n * rows; ++i)
+        ASSERT_EQ(y[i], single[i]) << threads << " threads, n=" << n;
+    }
   }
 }
 
@@ -255,8 +270,9 @@ TEST(MatMul, RejectsBadArguments) {
 }
 
 // Every Highway target this build compiled and this CPU runs (scalar, SSE4, AVX2, AVX3, ...)
-// against the reference, over odd shapes on both kernel paths (n < 4 decodes weights in
-// registers, n >= 4 decodes row tiles), plus every FP8 code decoded exactly and NaN codes.
+// against the reference, over odd shapes on every kernel path (one token; tiles of a few tokens,
+// full and partial; the GEMM from 256 tokens on, 48 for FP8), plus every FP8 code decoded exactly
+// and NaN codes.
 class ForEachTarget : public ::testing::Test {
  protected:
   void TearDown() override { ForceSimdTarget(0); }
@@ -274,17 +290,7 @@ TEST_F(ForEachTarget, MatchesReference) {
       for (int64_t rows : {1, 33, 129})
         for (int64_t cols : {1, 31, 32, 33, 127, 129, 4095}) {
           const TestWeight w = RandomWeight(dtype, rows, cols, rng);
-          for (int64_t n : {1, 4, 9}) {
-            const std::vector<float> x = RandomActivations(n * cols, rng);
-            std::vector<float> y(n * rows), expected(n * rows);
-            MatMul(y, x, n, w.matrix(), &pool);
-            MatMulRef(expected, x, n, w.matrix());
-            const std::vector<double> scale = AbsProducts(x, n, w);
-            for (int64_t i = 0; i < n * rows; ++i)
-              ASSERT_NEAR(y[i], expected[i], DotTolerance(cols, scale[i]))
-                  << SimdTargetName(target) << " " << Name(dtype) << " n=" << n << " rows=" << rows
-                  << " cols=" << cols << " i=" << i;
-          }
+          for (int64_t n : {1, 3, 7, 13, 49}) ExpectMatchesReference(w, n, rng, &pool);
         }
   }
 }

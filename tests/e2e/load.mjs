@@ -30,6 +30,7 @@ if (reason) {
 
 const FULL = process.argv.includes('--full');
 const EMBEDDED = process.argv.includes('--model-embedded');
+const EMBEDDED_ROUNDS = 5;
 const CFG = FULL
   ? { requests: 1000, concurrency: 32, throughputRequests: 32, throughputTokens: 256, parallel: 16 }
   : { requests: 200, concurrency: 16, throughputRequests: 8, throughputTokens: 160, parallel: 16 };
@@ -182,16 +183,25 @@ async function embeddedMain() {
     await streamChat(server.url, { model: MODEL, messages: [{ role: 'user', content: prompt(50) }], max_tokens: 16 });
     await waitIdle(server.url);
     const text = 'What is 17 + 25?';
-    const one = await throughput(server.url, 1, text, extra);
-    const eight = await throughput(server.url, 8, text, extra);
+    // Rounds of 1 stream then 8 streams, each a fraction of a second: the reported round is the
+    // one with the median ratio, and every round's ratio is listed, since on 2 shared cores (the
+    // client runs beside the server) a single round swings by ±30%.
     const expected = CFG.throughputRequests * CFG.throughputTokens;
-    assert.equal(one.tokens, expected, 'every completion runs to max_tokens (end of sentence banned)');
-    assert.equal(eight.tokens, expected);
-    // ratio: end to end, wall clock; forward_ratio: tokens per second of Forward time alone,
-    // which a busy machine disturbs less. Neither is asserted: on shared cores (CI, or a machine
-    // that trains meanwhile) one run's figures swing too much for a threshold to mean anything.
-    report.throughput = { one, eight, ratio: +(eight.tok_per_s / one.tok_per_s).toFixed(2),
-      forward_ratio: +(eight.server.tokens_per_forward_second / one.server.tokens_per_forward_second).toFixed(2) };
+    const rounds = [];
+    for (let i = 0; i < EMBEDDED_ROUNDS; ++i) {
+      const one = await throughput(server.url, 1, text, extra);
+      const eight = await throughput(server.url, 8, text, extra);
+      assert.equal(one.tokens, expected, 'every completion runs to max_tokens (end of sentence banned)');
+      assert.equal(eight.tokens, expected);
+      // ratio: end to end, wall clock; forward_ratio: tokens per second of Forward time alone,
+      // which a busy machine disturbs less. Neither is asserted: on shared cores (CI, or a
+      // machine that trains meanwhile) the figures swing too much for a threshold to mean anything.
+      rounds.push({ one, eight, ratio: +(eight.tok_per_s / one.tok_per_s).toFixed(2),
+        forward_ratio: +(eight.server.tokens_per_forward_second / one.server.tokens_per_forward_second).toFixed(2) });
+    }
+    const sorted = [...rounds].sort((a, b) => a.ratio - b.ratio);
+    report.throughput = { ...sorted[Math.floor(sorted.length / 2)],
+      round_ratios: rounds.map((r) => r.ratio), round_forward_ratios: rounds.map((r) => r.forward_ratio) };
     report.metrics_after = await waitIdle(server.url);
     report.listen_overflows = assertNoListenOverflows(overflowsBefore);
   } finally {

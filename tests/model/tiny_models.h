@@ -7,28 +7,11 @@
 #include <string>
 #include <system_error>
 
+#include "../test_temp.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
 
 namespace whale::testing {
-
-// Every folder under the system temp directory named for this process; removed at exit, with the
-// siblings tests derive from them (e.g. quantized copies named DIR-int8).
-inline std::string TestTempPrefix() {
-  return (std::filesystem::temp_directory_path() / ("whale-test-" + std::to_string(::getpid())))
-      .string();
-}
-
-struct TestTempCleanup {
-  ~TestTempCleanup() {
-    const std::string prefix = std::filesystem::path(TestTempPrefix()).filename().string() + "-";
-    std::error_code error;
-    for (const auto& entry :
-         std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), error))
-      if (entry.path().filename().string().rfind(prefix, 0) == 0)
-        std::filesystem::remove_all(entry.path(), error);
-  }
-};
 
 inline std::string TinyModelDir(const std::string& preset, StorageType storage) {
   static TestTempCleanup cleanup;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../test_temp.h"
 #include "model/model.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
@@ -27,8 +28,7 @@ inline const std::string& ServeModelDir() {
   static const std::string dir = [] {
     namespace fs = std::filesystem;
     const fs::path data = fs::path(WHALE_TEST_DATA) / "serve";
-    const std::string out =
-        (fs::temp_directory_path() / ("whale-serve-test-" + std::to_string(::getpid()))).string();
+    const std::string out = TestTempDir("serve");
     const Tokenizer tokenizer = Tokenizer::FromModelDir(data.string());
     ModelConfig config = FindPreset("tiny-v3").config;
     config.vocab_size = tokenizer.vocab_size();

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <random>
 
+#include "../test_temp.h"
 #include "model/model.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
@@ -18,10 +19,7 @@ namespace whale {
 namespace {
 
 std::string TempDir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("whale-train-model-" + std::to_string(::getpid()) + "-" + name);
-  std::filesystem::create_directories(dir);
-  return dir.string();
+  return testing::TestTempDir("train-model-" + name);
 }
 
 // Rows of random tokens; targets are the next input (the last one random); segments as given.

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../test_temp.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "model/presets.h"
@@ -59,9 +60,7 @@ Fixture LoadFixture(const std::string& folder, const std::string& tag) {
   EXPECT_EQ(f.fx.at("format"), "whale-train-fixture");
   EXPECT_EQ(f.fx.at("version"), 1);
   const auto& made = f.fx.at("checkpoint");
-  f.checkpoint_dir =
-      (fs::temp_directory_path() / ("whale-train-ref-" + std::to_string(::getpid()) + tag))
-          .string();
+  f.checkpoint_dir = testing::TestTempDir("train-ref" + tag);
   ThreadPool pool(2);
   RandomCheckpointOptions options;
   options.storage = ParseStorageType(made.at("dtype"));

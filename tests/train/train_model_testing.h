@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 
+#include "../test_temp.h"
 #include "model/config.h"
 #include "model/presets.h"
 #include "train/data.h"
@@ -66,11 +67,7 @@ class RandomTokenSource : public DataSource {
 };
 
 inline std::string TempDir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("whale-tmodel-" + std::to_string(::getpid()) + "-" + name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
+  return TestTempDir("tmodel-" + name);
 }
 
 }  // namespace whale::testing

@@ -31,6 +31,7 @@
 #ifndef WHALE_KERNELS_MATMUL_SIMD_ONCE
 #define WHALE_KERNELS_MATMUL_SIMD_ONCE
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -250,13 +251,35 @@ HWY_INLINE void SumRows4(DF df, const VF (&v)[kRowGroup], float* out) {
 }
 #endif
 
+// Columns summed in one accumulator before the total: FP8's 128-column scale block, else the row.
+template <class Dec>
+int64_t BlockColumns(int64_t cols) {
+  return Dec::kScaled ? kWeightScaleBlock : std::max<int64_t>(cols, 1);
+}
+
+// Where each of the group's rows starts in w's storage.
+template <class Dec>
+HWY_INLINE std::array<const typename Dec::Storage*, kRowGroup> RowStarts(
+    const WeightMatrix& w, const int64_t (&row)[kRowGroup]) {
+  std::array<const typename Dec::Storage*, kRowGroup> starts;
+  for (int r = 0; r < kRowGroup; ++r)
+    starts[r] = static_cast<const typename Dec::Storage*>(w.data) + row[r] * w.cols;
+  return starts;
+}
+
+// The rows of the group starting at r0 (n_rows of them, at most kRowGroup): a short group repeats
+// its last row, whose results are then dropped.
+HWY_INLINE void GroupRows(int64_t r0, int n_rows, int64_t (&row)[kRowGroup]) {
+  for (int r = 0; r < kRowGroup; ++r) row[r] = r0 + std::min(r, n_rows - 1);
+}
+
 // Exact fallback for one row and one token (rows holding a NaN code): F32 sums per scale block,
 // like the vector path, with the exact scalar decode.
 template <class Dec>
 float DotRowScalar(const WeightMatrix& w, int64_t row, const float* x) {
   const auto* wr = static_cast<const typename Dec::Storage*>(w.data) + row * w.cols;
   float total = 0.0f;
-  const int64_t block = Dec::kScaled ? kWeightScaleBlock : std::max<int64_t>(w.cols, 1);
+  const int64_t block = BlockColumns<Dec>(w.cols);
   for (int64_t k0 = 0; k0 < w.cols; k0 += block) {
     float sum = 0.0f;
     for (int64_t k = k0; k < std::min(w.cols, k0 + block); ++k) sum += x[k] * Dec::Scalar(wr[k]);
@@ -269,14 +292,12 @@ float DotRowScalar(const WeightMatrix& w, int64_t row, const float* x) {
 template <class Dec>
 HWY_INLINE void DotRowGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup], const float* x,
                             float (&out)[kRowGroup]) {
-  using Storage = typename Dec::Storage;
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t step = 2 * lanes;
   const int64_t cols = w.cols;
-  const int64_t block = Dec::kScaled ? kWeightScaleBlock : std::max<int64_t>(cols, 1);
-  const Storage* wr[kRowGroup];
-  for (int r = 0; r < kRowGroup; ++r) wr[r] = static_cast<const Storage*>(w.data) + row[r] * cols;
+  const int64_t block = BlockColumns<Dec>(cols);
+  const auto wr = RowStarts<Dec>(w, row);
   Dec dec;
   VF total[kRowGroup];
   float tail[kRowGroup] = {};
@@ -330,8 +351,8 @@ void GemvRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_
               int64_t row_end) {
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowGroup) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, row_end - r0));
-    int64_t row[kRowGroup];  // a short group repeats its last row; those results are dropped
-    for (int r = 0; r < kRowGroup; ++r) row[r] = r0 + std::min(r, n_rows - 1);
+    int64_t row[kRowGroup];
+    GroupRows(r0, n_rows, row);
     for (int64_t t = 0; t < n; ++t) {
       float out[kRowGroup];
       DotRowGroup<Dec>(w, row, x + t * w.cols, out);
@@ -376,14 +397,12 @@ void DecodeRow(float* dst, const WeightMatrix& w, int64_t row) {
 template <class Dec, int kTokens>
 HWY_INLINE void TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
                           const float* const* x, float (*out)[kRowGroup]) {
-  using Storage = typename Dec::Storage;
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t step = 2 * lanes;
   const int64_t cols = w.cols;
-  const int64_t block = Dec::kScaled ? kWeightScaleBlock : std::max<int64_t>(cols, 1);
-  const Storage* wr[kRowGroup];
-  for (int r = 0; r < kRowGroup; ++r) wr[r] = static_cast<const Storage*>(w.data) + row[r] * cols;
+  const int64_t block = BlockColumns<Dec>(cols);
+  const auto wr = RowStarts<Dec>(w, row);
   Dec dec;
   VF acc[kTokens][kRowGroup];
   float tail[kTokens][kRowGroup] = {};
@@ -454,8 +473,8 @@ void TileRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_
       const int64_t p1 = std::min(n, p0 + panel);
       for (int64_t r0 = s0; r0 < s1; r0 += kRowGroup) {
         const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, s1 - r0));
-        int64_t row[kRowGroup];  // a short group repeats its last row; those results are dropped
-        for (int r = 0; r < kRowGroup; ++r) row[r] = r0 + std::min(r, n_rows - 1);
+        int64_t row[kRowGroup];
+        GroupRows(r0, n_rows, row);
         for (int64_t t0 = p0; t0 < p1; t0 += kTileTokens) {
           const int count = static_cast<int>(std::min<int64_t>(kTileTokens, p1 - t0));
           const float* xt[kTileTokens];

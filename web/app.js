@@ -151,7 +151,10 @@ function addUserMessage(text) {
 
 // One assistant turn on screen: an optional thinking panel, the answer, a meta line.
 class AssistantView {
-  constructor() {
+  // sentAt: performance.now() when the request left. Durations count from there: a fast model's
+  // whole stream can reach the page in one read, and times taken on arrival would then be ~0.
+  constructor(sentAt) {
+    this.sentAt = sentAt;
     this.el = document.createElement('div');
     this.el.className = 'msg assistant';
     this.el.dataset.state = 'streaming';
@@ -173,7 +176,7 @@ class AssistantView {
 
   addReasoning(text) {
     if (!this.thinking) {
-      this.thinkStart = performance.now();
+      this.thinkStart = this.sentAt;
       this.thinking = document.createElement('details');
       this.thinking.className = 'thinking live';
       this.thinking.open = true;
@@ -268,7 +271,8 @@ async function send(text) {
   if (active || !text.trim()) return;
   addUserMessage(text);
   history.push({ role: 'user', content: text });
-  const view = new AssistantView();
+  const t0 = performance.now();
+  const view = new AssistantView(t0);
   const controller = new AbortController();
   active = { controller, view };
   setBusy(true);
@@ -285,8 +289,6 @@ async function send(text) {
     max_tokens: settings.maxTokens,
   };
   if (settings.seed !== '') body.seed = settings.seed;
-  const t0 = performance.now();
-  let tFirst = 0;
   let usage = null;
   let finishReason = null;
   try {
@@ -304,7 +306,6 @@ async function send(text) {
       if (chunk.usage) usage = chunk.usage;
       for (const choice of chunk.choices ?? []) {
         const delta = choice.delta ?? {};
-        if (delta.reasoning_content || delta.content || delta.tool_calls) tFirst ||= performance.now();
         if (delta.reasoning_content) view.addReasoning(delta.reasoning_content);
         if (delta.content) view.addContent(delta.content);
         for (const call of delta.tool_calls ?? []) view.addToolCall(call);
@@ -313,11 +314,10 @@ async function send(text) {
     }
     const parts = [];
     if (usage) {
-      const seconds = (performance.now() - (tFirst || t0)) / 1000;
+      // Tokens over the whole wait, the prompt's processing included, as the user saw it.
+      const seconds = (performance.now() - t0) / 1000;
       parts.push(`${usage.completion_tokens} tokens`);
-      if (seconds > 0 && usage.completion_tokens > 1) {
-        parts.push(`${((usage.completion_tokens - 1) / seconds).toFixed(1)} tok/s`);
-      }
+      if (seconds > 0) parts.push(`${(usage.completion_tokens / seconds).toFixed(1)} tok/s`);
     }
     if (finishReason === 'length') parts.push('stopped at the token limit');
     view.el.dataset.finishReason = finishReason ?? '';

@@ -5,7 +5,8 @@
 //
 // The model has random weights (it emits </think> or the end of sentence about once in 500 tokens
 // each), so the test finds a seed through the API whose sampled output has the shape a step needs
-// (reasoning, then an answer; or a long run), and types that seed into the UI's settings.
+// (reasoning, then an answer; or a long run), and types that seed into the UI's settings. The
+// last test runs the embedded whale-tiny-r1, whose reasoning and answer can be read.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -233,4 +234,38 @@ test('new chat clears the conversation and the history sent', async () => {
   assert.deepEqual(sent[sent.length - 1].messages, [{ role: 'user', content: 'Hello' }]);
   assert.deepEqual(page.errors, [], 'no script errors in the page');
   assert.deepEqual(page.foreign, [], 'no request left the server');
+});
+
+// The embedded whale-tiny-r1 (a trained model, unlike the random one above) in its own server and
+// browser context: greedy decoding reasons digit by digit in the thinking panel and answers.
+test('embedded model: the worked sum in the thinking panel, then the answer', async () => {
+  const embedded = await startServer({ args: ['--ctx', '1024'], logName: 'ui/server-embedded.log' });
+  const context = await browser.newContext({ viewport: { width: 1100, height: 860 } });
+  const origin = new URL(embedded.url).origin;
+  await context.route('**/*', (route) => (new URL(route.request().url()).origin === origin ? route.continue() : route.abort()));
+  try {
+    const p = await context.newPage();
+    const errors = [];
+    p.on('pageerror', (err) => errors.push(err.message));
+    await p.goto(embedded.url);
+    await p.click('#open-settings');
+    await p.fill('#temperature', '0');
+    await p.fill('#max-tokens', '512');  // the page's default 1024 plus the prompt exceeds --ctx 1024
+    await p.click('#settings button[type=submit]');
+    await p.fill('#input', 'What is 487 + 395?');
+    await p.keyboard.press('Enter');
+    await p.waitForSelector('.msg.assistant:not([data-state=streaming])', { timeout: 60000 });
+    const thinking = p.locator('.msg.assistant details.thinking');
+    if (await thinking.count()) await thinking.locator('summary').click();
+    await p.screenshot({ path: path.join(OUT, 'ui-embedded.png') });
+    assert.equal(await p.locator('.msg.assistant').getAttribute('data-state'), 'done',
+      await p.locator('.msg.assistant').innerText());
+    const reasoning = await thinking.locator('.thinking-body').textContent();
+    assert.match(reasoning, /7\+5\+0=12, digit 2 carry 1/, `the units digit is worked out in the reasoning: ${reasoning}`);
+    assert.equal((await p.locator('.msg.assistant .answer').innerText()).trim(), '882');
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+    await embedded.stop();
+  }
 });

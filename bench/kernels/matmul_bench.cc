@@ -1,5 +1,6 @@
-// MatMul throughput per weight dtype: GB/s of weights read (the decode limit, n = 1) and GFLOP/s
-// (the prefill limit, n = 128). Arguments: dtype (0 F32, 1 BF16, 2 F8_E4M3), n, rows, cols,
+// MatMul throughput per weight dtype: GB/s of weights read and its % of the measured read
+// bandwidth (the decode limit, n = 1), GFLOP/s and its % of the measured product peak (the limit
+// of prefill and small batches). Arguments: dtype (0 F32, 1 BF16, 2 F8_E4M3), n, rows, cols,
 // threads.
 #include <benchmark/benchmark.h>
 
@@ -55,6 +56,18 @@ WeightCopy MakeWeight(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng
   return copy;
 }
 
+// The best product rate for `dtype` with `threads` threads (kernels/probe.h: MatMul at 128 x
+// 2048 x 2048, best of 5), measured once: the compute limit the GFLOP/s are compared against.
+double MatMulPeak(int dtype_index, int threads) {
+  static double measured[3][3] = {};
+  double& peak = measured[dtype_index][threads];
+  if (peak == 0.0) {
+    ThreadPool pool(threads);
+    peak = MeasureMatMulPeak(kDTypes[dtype_index], &pool);
+  }
+  return peak;
+}
+
 // The machine's read bandwidth with `threads` threads (kernels/probe.h), measured once.
 double Bandwidth(int threads) {
   static double measured[3] = {};
@@ -94,6 +107,11 @@ void BM_MatMul(benchmark::State& state) {
                                               benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * rows * cols * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
+  // Fraction of the product-rate peak of this dtype and thread count: the limit once the
+  // weights are in cache or shared by many tokens.
+  state.counters["peak%"] = benchmark::Counter(
+      2.0 * n * rows * cols * 1e-9 / MatMulPeak(static_cast<int>(state.range(0)), threads) * 100,
+      benchmark::Counter::kIsIterationInvariantRate);
   // Fraction of the read bandwidth: 1.0 = the weights stream at the machine's limit.
   state.counters["BW%"] =
       benchmark::Counter(static_cast<double>(weight_bytes) * 1e-9 / Bandwidth(threads) * 100,

@@ -16,7 +16,7 @@ constexpr int64_t kMinParallelMacs = int64_t{1} << 15;
 
 // From this many tokens on, a product runs as the packed F32 GEMM (kernels/gemm.h) over weight
 // rows decoded once per call. Below it, the register tiles of matmul_simd.cc (4 rows x 4 tokens,
-// weights decoded in registers and shared by the tile's tokens) run at the FMA peak without a
+// weights decoded in registers and shared by the tile's tokens) run near the FMA peak without a
 // decoded copy; FP8's decode costs ~4x BF16's per vector, so there the GEMM's one decode per
 // call wins earlier. Measured on one Zen 4 core (bench/kernels BM_MatMul, GFLOP/s, tiles vs
 // GEMM): 256 x 256 and 768 x 256 at 16 tokens BF16 76-77 vs 30-39, FP8 52-53 vs 32-37, F32 57-67

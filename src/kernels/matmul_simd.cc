@@ -69,9 +69,9 @@ using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
 #if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3) || HWY_ARCH_ARM_A64
-constexpr int kTileTokens = 4;  // 32 vector registers: 16 accumulators + 4 weights + 1 x
+constexpr int kTileTokens = 4;  // 32 vector registers: 16 accumulators + 8 x + 2 weights
 #else
-constexpr int kTileTokens = 2;  // 16 vector registers: 8 accumulators + 4 weights + 1 x
+constexpr int kTileTokens = 2;  // 16 vector registers: 8 accumulators + 4 x + 2 weights
 #endif
 
 // Each decoder turns 2N stored weights starting at p into two F32 vectors, lanes in order
@@ -101,6 +101,8 @@ struct Bf16Decoder {
     lo = Decode1(df, p);
     hi = Decode1(df, p + hn::Lanes(df));
   }
+  static float Scalar(uint16_t v) { return Bf16Value(v); }
+  bool SawNan() const { return false; }
   // For dot products the order of the 2N weights is free: a 32-bit lane holds the pair (2i,
   // 2i + 1), and a shift and a mask turn it into lane i of the even and the odd vector, with
   // neither the widening shuffles of Decode2 (which bound the one-token kernel in cache) nor a
@@ -118,12 +120,6 @@ struct Bf16Decoder {
     odd = hn::BitCast(df, hn::And(pairs, hn::Set(du32, 0xFFFF0000u)));
   }
 #endif
-  static float Scalar(uint16_t v) {
-    return Bf16Value(v);
-  }
-  bool SawNan() const {
-    return false;
-  }
 };
 
 #if HWY_TARGET == HWY_SCALAR

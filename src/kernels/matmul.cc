@@ -1,6 +1,7 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "kernels/gemm.h"
@@ -68,6 +69,23 @@ void MatMulViaGemm(std::span<float> y, std::span<const float> x, int64_t n, cons
 }
 
 }  // namespace
+
+bool Fp8HasNanCode(std::span<const uint8_t> codes) {
+  // Eight codes per step: a byte's low 7 bits plus one carry into its top bit exactly when they
+  // are all set, and the carry stays in the byte.
+  constexpr uint64_t kLow7 = 0x7F7F7F7F7F7F7F7Full, kOnes = 0x0101010101010101ull;
+  uint64_t carries = 0;
+  size_t i = 0;
+  for (; i + 8 <= codes.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, codes.data() + i, 8);
+    carries |= (word & kLow7) + kOnes;
+  }
+  if ((carries & ~kLow7) != 0) return true;
+  for (; i < codes.size(); ++i)
+    if ((codes[i] & 0x7F) == 0x7F) return true;
+  return false;
+}
 
 void MatMul(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w,
             ThreadPool* pool) {

@@ -45,8 +45,11 @@ class Mapper {
     m.data = t.data();
     m.rows = t.dim(0);
     m.cols = t.dim(1);
-    if (t.dtype() == DType::F8_E4M3)
+    if (t.dtype() == DType::F8_E4M3) {
       m.block_scales = checkpoint_.Get(ScaleName(name)).data_as<float>();
+      m.fp8_nan_free = !Fp8HasNanCode(
+          std::span<const uint8_t>(static_cast<const uint8_t*>(t.data()), t.numel()));
+    }
     if (t.dtype() == DType::I8 || t.dtype() == DType::U8) {
       // The stored codes are [blocks, groups, bytes] (kernels/quant.h): the logical shape is
       // the layout's.

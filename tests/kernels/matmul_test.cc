@@ -22,8 +22,9 @@ struct TestWeight {
   int64_t rows, cols;
   std::vector<uint8_t> data;
   std::vector<float> scales;
+  bool fp8_nan_free = false;  // FP8: the loader's promise that no code is NaN (it never is here)
   WeightMatrix matrix() const {
-    return {dtype, data.data(), rows, cols, scales.empty() ? nullptr : scales.data()};
+    return {dtype, data.data(), rows, cols, scales.empty() ? nullptr : scales.data(), fp8_nan_free};
   }
 };
 
@@ -287,10 +288,14 @@ TEST_F(ForEachTarget, MatchesReference) {
     ASSERT_EQ(ActiveSimdTargetName(), SimdTargetName(target));
     std::mt19937 rng(static_cast<unsigned>(target % 1000));
     for (DType dtype : {DType::F32, DType::BF16, DType::F8_E4M3})
-      for (int64_t rows : {1, 33, 129})
+      for (int64_t rows : {1, 33, 129, 300})
         for (int64_t cols : {1, 31, 32, 33, 127, 129, 4095}) {
-          const TestWeight w = RandomWeight(dtype, rows, cols, rng);
+          TestWeight w = RandomWeight(dtype, rows, cols, rng);
           for (int64_t n : {1, 3, 7, 13, 49}) ExpectMatchesReference(w, n, rng, &pool);
+          if (dtype == DType::F8_E4M3) {  // the one-token kernel without its NaN check
+            w.fp8_nan_free = true;
+            ExpectMatchesReference(w, 1, rng, &pool);
+          }
         }
   }
 }
@@ -301,21 +306,23 @@ TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
     if ((c & 0x7F) != 0x7F) codes.push_back(static_cast<uint8_t>(c));
   const auto cols = static_cast<int64_t>(codes.size());
   const std::vector<float> scales = {0.37f, 3.0f};
-  const WeightMatrix w{DType::F8_E4M3, codes.data(), 1, cols, scales.data()};
   for (int64_t target : SupportedSimdTargets()) {
     ForceSimdTarget(target);
-    for (int64_t n : {int64_t{1}, int64_t{5}})
-      for (int64_t first = 0; first < cols; first += n) {
-        const int64_t count = std::min(n, cols - first);
-        std::vector<float> x(count * cols, 0.0f), y(count);
-        for (int64_t t = 0; t < count; ++t) x[t * cols + first + t] = 1.0f;
-        MatMul(y, x, count, w, nullptr);
-        for (int64_t t = 0; t < count; ++t) {
-          const int64_t k = first + t;
-          ASSERT_EQ(y[t], F8E4M3ToF32(codes[k]) * scales[k / 128])
-              << SimdTargetName(target) << " code " << int{codes[k]} << " n=" << count;
+    for (bool nan_free : {false, true})
+      for (int64_t n : {int64_t{1}, int64_t{5}})
+        for (int64_t first = 0; first < cols; first += n) {
+          const int64_t count = std::min(n, cols - first);
+          std::vector<float> x(count * cols, 0.0f), y(count);
+          for (int64_t t = 0; t < count; ++t) x[t * cols + first + t] = 1.0f;
+          MatMul(y, x, count, {DType::F8_E4M3, codes.data(), 1, cols, scales.data(), nan_free},
+                 nullptr);
+          for (int64_t t = 0; t < count; ++t) {
+            const int64_t k = first + t;
+            ASSERT_EQ(y[t], F8E4M3ToF32(codes[k]) * scales[k / 128])
+                << SimdTargetName(target) << " code " << int{codes[k]} << " n=" << count
+                << " nan_free=" << nan_free;
+          }
         }
-      }
     // A NaN code anywhere in a row (vector body or tail, either sign) makes that row NaN and
     // leaves its neighbours alone.
     for (int64_t nan_col : {0, 5, 64, 200})
@@ -334,6 +341,22 @@ TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
             EXPECT_EQ(y[t * rows + 2], 203.0f) << SimdTargetName(target);
           }
         }
+  }
+}
+
+TEST(Fp8HasNanCode, FindsEitherNanCodeAnywhere) {
+  for (size_t size : {0, 1, 7, 8, 9, 31, 64, 129}) {
+    std::vector<uint8_t> codes(size);
+    for (size_t i = 0; i < size; ++i) codes[i] = static_cast<uint8_t>((i * 37) % 256);
+    for (auto& c : codes)
+      if ((c & 0x7F) == 0x7F) c = 0x7E;  // every other code, 0x7E / 0xFE / 0x80 included
+    EXPECT_FALSE(Fp8HasNanCode(codes)) << size;
+    for (size_t at = 0; at < size; ++at)
+      for (uint8_t nan_code : {uint8_t{0x7F}, uint8_t{0xFF}}) {
+        std::vector<uint8_t> with_nan = codes;
+        with_nan[at] = nan_code;
+        EXPECT_TRUE(Fp8HasNanCode(with_nan)) << size << " " << at << " " << int{nan_code};
+      }
   }
 }
 

@@ -35,13 +35,14 @@ TEST(Weights, FP8StaysFP8WithBlockScales) {
   // The views point into the mapped file: no copy was made.
   const Tensor stored = w.checkpoint().Get("model.layers.0.self_attn.kv_a_proj_with_mqa.weight");
   EXPECT_EQ(a.kv_a.data, stored.data());
+  EXPECT_TRUE(a.kv_a.fp8_nan_free);
 }
 
-// Copies a tiny checkpoint, lets `edit` change its tensors, and expects Load to fail with
-// `fragment` in the message.
-void ExpectBrokenCheckpoint(
-    const std::function<void(std::vector<PendingTensor>&, ModelConfig&)>& edit,
-    const std::string& fragment) {
+using CheckpointEdit = std::function<void(std::vector<PendingTensor>&, ModelConfig&)>;
+
+// Writes a copy of the tiny FP8 checkpoint whose tensors and config `edit` changed; returns its
+// folder, which the caller removes.
+std::string WriteEditedCopy(const CheckpointEdit& edit) {
   const std::string source = TinyModelDir("tiny-v3", StorageType::kFP8);
   const Checkpoint original = Checkpoint::Open(source);
   ModelConfig config = LoadModelConfig(source);
@@ -58,11 +59,42 @@ void ExpectBrokenCheckpoint(
   fs::remove_all(dir);
   WriteCheckpoint(dir, tensors, 1 << 30);
   WriteTextFile(dir + "/config.json", ModelConfigToJson(config));
+  return dir;
+}
+
+// Expects Load of an edited copy to fail with `fragment` in the message.
+void ExpectBrokenCheckpoint(const CheckpointEdit& edit, const std::string& fragment) {
+  const std::string dir = WriteEditedCopy(edit);
   try {
     Weights::Load(dir);
     FAIL() << "expected an error containing: " << fragment;
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+// A NaN code in a stored FP8 weight is found at load: that matrix keeps the kernels' NaN check, so
+// the row holding it multiplies to NaN as in the reference, while the other matrices skip it.
+TEST(Weights, Fp8NanCodesAreFoundAtLoad) {
+  const std::string kv_a = "model.layers.0.self_attn.kv_a_proj_with_mqa.weight";
+  const std::string dir = WriteEditedCopy([&](std::vector<PendingTensor>& tensors, ModelConfig&) {
+    for (PendingTensor& t : tensors)
+      if (t.name == kv_a)
+        t.fill = [fill = t.fill](std::span<uint8_t> out) {
+          fill(out);
+          out[5] = 0xFF;  // row 0, column 5
+        };
+  });
+  {
+    const Weights w = Weights::Load(dir);
+    const MlaWeights& a = w.layers[0].attention;
+    EXPECT_FALSE(a.kv_a.fp8_nan_free);
+    EXPECT_TRUE(a.q_a.fp8_nan_free);
+    std::vector<float> x(a.kv_a.cols, 1.0f), y(a.kv_a.rows);
+    MatMul(y, x, 1, a.kv_a, nullptr);
+    EXPECT_TRUE(std::isnan(y[0]));
+    EXPECT_FALSE(std::isnan(y[1]));
   }
   fs::remove_all(dir);
 }

@@ -51,8 +51,15 @@ WeightCopy MakeWeight(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng
         values[i * cols + j] /= copy.scales[(i / 128) * block_cols + j / 128];
   }
   ConvertFromF32(dtype, values, copy.data.data());
-  copy.matrix = {dtype, copy.data.data(), rows, cols,
-                 copy.scales.empty() ? nullptr : copy.scales.data()};
+  // As the loader does, FP8 codes are checked for NaN once, so the kernels skip their check.
+  copy.matrix = {
+      dtype,
+      copy.data.data(),
+      rows,
+      cols,
+      copy.scales.empty() ? nullptr : copy.scales.data(),
+      dtype == DType::F8_E4M3 && !Fp8HasNanCode({static_cast<const uint8_t*>(copy.data.data()),
+                                                 static_cast<size_t>(rows * cols)})};
   return copy;
 }
 

@@ -18,12 +18,13 @@ constexpr int64_t kMinParallelMacs = int64_t{1} << 15;
 // From this many tokens on, a product runs as the packed F32 GEMM (kernels/gemm.h) over weight
 // rows decoded once per call. Below it, the register tiles of matmul_simd.cc (4 rows x 4 tokens,
 // weights decoded in registers and shared by the tile's tokens) run near the FMA peak without a
-// decoded copy; FP8's decode costs ~4x BF16's per vector, so there the GEMM's one decode per
+// decoded copy; FP8's decode costs more per vector, so there the GEMM's one decode per
 // call wins earlier. Measured on one Zen 4 core (bench/kernels BM_MatMul, GFLOP/s, tiles vs
-// GEMM): 256 x 256 and 768 x 256 at 16 tokens BF16 76-77 vs 30-39, FP8 52-53 vs 32-37, F32 57-67
-// vs 42-45; 2048 x 2048 at 128 tokens BF16 84-92 vs 71-78, F32 62-76 vs 59-63, FP8 61-65 vs
-// 73-78; at 512 tokens BF16 88.6 vs 87.5, F32 74 vs 83, FP8 65 vs 86; FP8 at 32 tokens 45-67
-// vs 44-55 and at 64 53-64 vs 63-71.
+// GEMM): 256 x 256 and 768 x 256 at 16 tokens BF16 76-77 vs 30-39 (FP8 GEMM 32-37), F32 57-67
+// vs 42-45; 2048 x 2048 at 128 tokens BF16 84-92 vs 71-78, F32 62-76 vs 59-63; at 512 tokens
+// BF16 88.6 vs 87.5, F32 74 vs 83. FP8's tiles (x times the block scales, NaN check skipped
+// after the loader's scan) at 16 tokens 67-83, at 64 69-76 vs the GEMM's 70-72, at 128 67-71
+// vs 82 and at 512 69 vs 88.
 int64_t MinGemmTokens(DType dtype) {
   return dtype == DType::F8_E4M3 ? 48 : 256;
 }

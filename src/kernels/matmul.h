@@ -47,9 +47,9 @@ void ValidateMatMulArgs(std::span<float> y, std::span<const float> x, int64_t n,
 // y[n, rows] = x[n, cols] · Wᵀ. pool may be nullptr (single thread).
 // Work is split across the pool by output rows; every weight row is decoded from memory once per
 // call whatever n is. Below 256 tokens (FP8: 48) the weights are decoded in registers: one token
-// runs row dots (for FP8, against x multiplied by each 128-column block's scale), several run tiles
-// of rows x tokens (FP8 weights times their block scale, rounded once, as DequantizeRows); from
-// there on, blocks of rows are decoded to F32 (FP8 likewise) and multiplied by the packed GEMM of
+// runs row dots, several run tiles of rows x tokens (FP8 for both against x multiplied by each
+// 128-column block's scale); from there on, blocks of rows are decoded to F32 (FP8: value times
+// scale, rounded once, as DequantizeRows) and multiplied by the packed GEMM of
 // kernels/gemm.h. Results do not depend on the thread count, but may differ by rounding between
 // machines and compilers. y must not overlap x. Throws whale::Error on an unsupported dtype,
 // missing or stray block scales, or spans whose sizes are not exactly n * cols (x) and n * rows

@@ -15,10 +15,10 @@
 // column scales (Fp8ScaledActivations), so its rows are plain sums too; checkpoints the loader
 // found free of NaN codes skip the NaN check, and the next row group's bytes are prefetched.
 // Small batches (2 tokens up to MatMul's GEMM threshold): tiles of 4 rows x kTileTokens tokens;
-// each weight vector is decoded in registers once per tile (FP8 times its block scale, one
-// rounding, as DequantizeRows) and multiplied with every token of the tile, one accumulator per
-// (token, row). Both reduce their accumulators four rows at a time (SumRows4), not with one
-// horizontal sum per output. A token's result does not depend on the thread count or on which
+// each weight vector is decoded in registers once per tile and multiplied with every token of
+// the tile, one accumulator per (token, row); FP8 tiles read the tokens' x times the row block's
+// scales, as the GEMV does. Both reduce their accumulators four rows at a time (SumRows4), not with
+// one horizontal sum per output. A token's result does not depend on the thread count or on which
 // tile it falls in.
 #include "kernels/matmul_simd.h"
 
@@ -36,7 +36,6 @@
 #include <bit>
 #include <cmath>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "kernels/simd.h"
@@ -473,11 +472,11 @@ void DecodeRow(float* dst, const WeightMatrix& w, int64_t row) {
 }
 
 // out[t][r] = x[t] · W[row[r]] for kTokens tokens and kRowGroup rows: each weight vector is
-// decoded once in registers (FP8: times its block scale, one rounding, as DequantizeRows) and
-// used by every token; one accumulator per (t, r), reduced four rows at a time. A token's result
-// depends only on its row group, not on which tile it falls in or on kTokens.
+// decoded once in registers and used by every token; one accumulator per (t, r), reduced four
+// rows at a time. A token's result depends only on its row group, not on which tile it falls in
+// or on kTokens. True when a row met a NaN code: out is then to be recomputed exactly.
 template <class Dec, int kTokens>
-HWY_INLINE void TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
+HWY_INLINE bool TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
                           const float* const* x, float (*out)[kRowGroup]) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
@@ -536,23 +535,40 @@ HWY_INLINE void TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup]
     SumRows4(df, acc[t], out[t]);
     for (int r = 0; r < kRowGroup; ++r) out[t][r] += tail[t][r];
   }
-  if (dec.SawNan())
-    for (int t = 0; t < kTokens; ++t)
-      for (int r = 0; r < kRowGroup; ++r) out[t][r] = DotRowScalar<Dec>(w, row[r], x[t]);
+  return dec.SawNan();
 }
 
 // Tiles of kTileTokens tokens, the last one shorter. Many tokens go in panels whose activations
 // stay in L2 while a task's 16 weight rows (in L1 / L2) pass over them: without panels every row
-// group would stream all n tokens' activations from L3.
-template <class Dec>
+// group would stream all n tokens' activations from L3. FP8 (Dec = Fp8RowDecoder, ExactDec =
+// Fp8Decoder) reads the panel's activations times its row block's scales, made once per block
+// and panel; a group that met a NaN code is recomputed from x with ExactDec.
+template <class Dec, class ExactDec = Dec>
 void TileRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
               int64_t row_end) {
+  constexpr bool kScaleActivations = ExactDec::kScaled && !Dec::kScaled;
+  const int64_t cols = w.cols;
   const int64_t panel = std::max<int64_t>(
-      kTileTokens, kPanelBytes / std::max<int64_t>(1, w.cols * 4) / kTileTokens * kTileTokens);
+      kTileTokens, kPanelBytes / std::max<int64_t>(1, cols * 4) / kTileTokens * kTileTokens);
+  thread_local std::vector<float> scaled;  // [panel tokens, cols], grows only
+  int64_t scaled_block = -1, scaled_panel = -1;
   for (int64_t s0 = row_begin; s0 < row_end; s0 += kMatMulRowsPerTask) {
     const int64_t s1 = std::min(row_end, s0 + kMatMulRowsPerTask);
     for (int64_t p0 = 0; p0 < n; p0 += panel) {
       const int64_t p1 = std::min(n, p0 + panel);
+      const float* xp = x + p0 * cols;  // the panel as the tiles read it: [p1 - p0, cols]
+      if constexpr (kScaleActivations) {
+        const int64_t rb = s0 / kWeightScaleBlock;  // a task's 16 rows share one row block
+        if (rb != scaled_block || p0 != scaled_panel) {
+          if (static_cast<int64_t>(scaled.size()) < (p1 - p0) * cols)
+            scaled.resize(static_cast<size_t>((p1 - p0) * cols));
+          for (int64_t t = p0; t < p1; ++t)
+            Fp8ScaledActivations(scaled.data() + (t - p0) * cols, x + t * cols, w, rb);
+          scaled_block = rb;
+          scaled_panel = p0;
+        }
+        xp = scaled.data();
+      }
       for (int64_t r0 = s0; r0 < s1; r0 += kRowGroup) {
         const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, s1 - r0));
         int64_t row[kRowGroup];
@@ -560,24 +576,30 @@ void TileRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_
         for (int64_t t0 = p0; t0 < p1; t0 += kTileTokens) {
           const int count = static_cast<int>(std::min<int64_t>(kTileTokens, p1 - t0));
           const float* xt[kTileTokens];
-          for (int i = 0; i < kTileTokens; ++i) xt[i] = x + (t0 + std::min(i, count - 1)) * w.cols;
+          for (int i = 0; i < kTileTokens; ++i)
+            xt[i] = xp + (t0 - p0 + std::min(i, count - 1)) * cols;
           float out[kTileTokens][kRowGroup];
+          bool saw_nan = false;
           switch (count) {
             case 1:
-              TileGroup<Dec, 1>(w, row, xt, out);
+              saw_nan = TileGroup<Dec, 1>(w, row, xt, out);
               break;
             case 2:
-              TileGroup<Dec, 2>(w, row, xt, out);
+              saw_nan = TileGroup<Dec, 2>(w, row, xt, out);
               break;
 #if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3) || HWY_ARCH_ARM_A64
             case 3:
-              TileGroup<Dec, 3>(w, row, xt, out);
+              saw_nan = TileGroup<Dec, 3>(w, row, xt, out);
               break;
             case 4:
-              TileGroup<Dec, 4>(w, row, xt, out);
+              saw_nan = TileGroup<Dec, 4>(w, row, xt, out);
               break;
 #endif
           }
+          if (saw_nan)
+            for (int i = 0; i < count; ++i)
+              for (int r = 0; r < kRowGroup; ++r)
+                out[i][r] = DotRowScalar<ExactDec>(w, row[r], x + (t0 + i) * cols);
           for (int i = 0; i < count; ++i)
             for (int r = 0; r < n_rows; ++r) y[(t0 + i) * w.rows + r0 + r] = out[i][r];
         }
@@ -590,17 +612,20 @@ template <class Dec>
 void RowsFor(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
              int64_t row_end) {
   if (n == 1) {
-    if constexpr (std::is_same_v<Dec, Fp8Decoder>) {
-      if (w.fp8_nan_free) {
-        GemvRowsFp8<false>(y, x, w, row_begin, row_end);
-      } else {
-        GemvRowsFp8<true>(y, x, w, row_begin, row_end);
-      }
-    } else {
-      GemvRows<Dec>(y, x, x, w, row_begin, row_end);
-    }
+    GemvRows<Dec>(y, x, x, w, row_begin, row_end);
   } else {
     TileRows<Dec>(y, x, n, w, row_begin, row_end);
+  }
+}
+
+// FP8 rows are read through Fp8RowDecoder against x times their row block's scales.
+template <bool kTrackNan>
+void Fp8RowsFor(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
+                int64_t row_end) {
+  if (n == 1) {
+    GemvRowsFp8<kTrackNan>(y, x, w, row_begin, row_end);
+  } else {
+    TileRows<Fp8RowDecoder<kTrackNan>, Fp8Decoder>(y, x, n, w, row_begin, row_end);
   }
 }
 
@@ -614,7 +639,8 @@ void MatMulRowsImpl(float* y, const float* x, int64_t n, const WeightMatrix& w, 
     case DType::BF16:
       return RowsFor<Bf16Decoder>(y, x, n, w, row_begin, row_end);
     default:
-      return RowsFor<Fp8Decoder>(y, x, n, w, row_begin, row_end);
+      if (w.fp8_nan_free) return Fp8RowsFor<false>(y, x, n, w, row_begin, row_end);
+      return Fp8RowsFor<true>(y, x, n, w, row_begin, row_end);
   }
 }
 

@@ -148,6 +148,10 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
     for (int64_t n : {1, 128, 512})
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2048, 2048}, {7168, 2048}})
         for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, rows, cols, threads});
+  // One token through shorter rows, from DRAM: V3's kv_b_proj (32768 x 512) and V2-Lite's expert
+  // down_proj (2048 x 1408).
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{32768, 512}, {2048, 1408}})
+    for (int64_t dtype : {0, 1, 2}) b->Args({dtype, 1, rows, cols, 1});
   // Weights resident in L2 (64 x 2048): the kernel's compute speed without DRAM.
   for (int64_t n : {1, 4})
     for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, 64, 2048, 1});

@@ -54,6 +54,9 @@ inline float Bf16Value(uint16_t bits) {
 
 constexpr int kRowGroup = 4;                // rows decoded together
 constexpr int64_t kPanelBytes = 256 << 10;  // activations of one token panel (L2 has 1 MiB)
+// One-token products through matrices this big read their rows in turn (DotRowsInTurn): such a
+// matrix comes from memory in a decode step, smaller ones are most likely a small model in cache.
+constexpr int64_t kInTurnMatrixBytes = 512 << 10;
 
 }  // namespace matmul_detail
 }  // namespace whale
@@ -82,7 +85,6 @@ struct F32Decoder {
   using Storage = float;
   static constexpr bool kScaled = false;
   static constexpr bool kEvenOdd = false;
-  static constexpr bool kPrefetchNextGroup = false;
   HWY_INLINE VF Decode1(DF df, const float* p) { return hn::LoadU(df, p); }
   HWY_INLINE void Decode2(DF df, const float* p, VF& lo, VF& hi) {
     lo = Decode1(df, p);
@@ -95,7 +97,6 @@ struct F32Decoder {
 struct Bf16Decoder {
   using Storage = uint16_t;
   static constexpr bool kScaled = false;
-  static constexpr bool kPrefetchNextGroup = false;
   HWY_INLINE VF Decode1(DF df, const uint16_t* p) {
     const hn::RebindToUnsigned<DF> du32;
     const hn::Rebind<uint16_t, DF> du16;
@@ -132,7 +133,6 @@ struct Bf16Decoder {
 struct Fp8Decoder {
   using Storage = uint8_t;
   static constexpr bool kScaled = true;
-  static constexpr bool kPrefetchNextGroup = false;
   static constexpr bool kEvenOdd = false;
   static constexpr float kVectorScale = 256.0f;
   HWY_INLINE void Decode2(DF df, const uint8_t* p, VF& lo, VF& hi) {
@@ -146,7 +146,6 @@ struct Fp8Decoder {
 struct Fp8Decoder {
   using Storage = uint8_t;
   static constexpr bool kScaled = true;
-  static constexpr bool kPrefetchNextGroup = false;
   static constexpr bool kEvenOdd = false;
   static constexpr float kVectorScale = 256.0f;  // the vector decode yields value · 2^-8
   using D16 = hn::Repartition<int16_t, DF>;      // 2N lanes
@@ -189,7 +188,6 @@ template <bool kTrackNan>
 struct Fp8RowDecoder {
   using Storage = uint8_t;
   static constexpr bool kScaled = false;
-  static constexpr bool kPrefetchNextGroup = true;
   static constexpr bool kEvenOdd = false;
   using D16 = hn::Rebind<int16_t, DF>;  // N lanes
   hn::Vec<D16> max_magnitude;
@@ -328,71 +326,87 @@ float DotRowScalar(const WeightMatrix& w, int64_t row, const float* x) {
   return total;
 }
 
-// Asks for the bytes the next row group will read at this column. A group reads its rows side by
-// side, so each row is a stream of its own that ends after one row: FP8's 2 KiB rows of a
-// 2048-wide matrix are too short for the hardware prefetcher to learn before they end, and the
-// one-token FP8 kernel read 9-10 GB/s from memory without this and 12-13 with it (one core,
-// BM_MatMul 7168 x 2048, whose rows are contiguous). BF16 and F32 rows run longer; for them the
-// extra loads cost more than they saved (BF16 18 -> 15 GB/s). The address may lie past the
-// matrix: a prefetch never faults.
-HWY_INLINE void PrefetchNextGroup(const uint8_t* p, int64_t cols) {
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) +
-                                                   static_cast<uintptr_t>(kRowGroup * cols)));
-}
-
-// out[r] = x · W[row[r]] for kRowGroup rows, weights decoded in registers. True when a row met a
-// NaN code: out is then to be recomputed exactly.
+// out[r] = x · W[row[r]] for kRowGroup rows, weights decoded in registers, the rows side by side:
+// each x vector is loaded (and for BF16 put in dot order) once for the 4 rows. True when a row
+// met a NaN code: out is then to be recomputed exactly.
 template <class Dec>
 HWY_INLINE bool DotRowGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup], const float* x,
                             float (&out)[kRowGroup]) {
+  static_assert(!Dec::kScaled, "FP8 rows are read against x times their scales (Fp8RowDecoder)");
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t step = 2 * lanes;
   const int64_t cols = w.cols;
-  const int64_t block = BlockColumns<Dec>(cols);
+  const auto wr = RowStarts<Dec>(w, row);
+  Dec dec;
+  VF acc0[kRowGroup], acc1[kRowGroup];
+  float tail[kRowGroup] = {};
+  for (int r = 0; r < kRowGroup; ++r) acc0[r] = acc1[r] = hn::Zero(df);
+  int64_t k = 0;
+  for (; k + step <= cols; k += step) {
+    VF x0 = hn::LoadU(df, x + k);
+    VF x1 = hn::LoadU(df, x + k + lanes);
+    ToDotOrder<Dec>(df, x0, x1);
+    for (int r = 0; r < kRowGroup; ++r) {
+      VF w0, w1;
+      DecodeForDot(dec, df, wr[r] + k, w0, w1);
+      acc0[r] = hn::MulAdd(w0, x0, acc0[r]);
+      acc1[r] = hn::MulAdd(w1, x1, acc1[r]);
+    }
+  }
+  for (; k + lanes <= cols; k += lanes) {
+    const VF x0 = hn::LoadU(df, x + k);
+    for (int r = 0; r < kRowGroup; ++r)
+      acc0[r] = hn::MulAdd(dec.Decode1(df, wr[r] + k), x0, acc0[r]);
+  }
+  for (; k < cols; ++k)
+    for (int r = 0; r < kRowGroup; ++r) tail[r] += x[k] * Dec::Scalar(wr[r][k]);
+  VF total[kRowGroup];
+  for (int r = 0; r < kRowGroup; ++r) total[r] = hn::Add(acc0[r], acc1[r]);
+  SumRows4(df, total, out);
+  for (int r = 0; r < kRowGroup; ++r) out[r] += tail[r];
+  return dec.SawNan();
+}
+
+// DotRowGroup's result with the rows read one after another, so the weights are one sequential
+// stream instead of four interleaved ones, which the hardware prefetcher follows far better;
+// four accumulators per row. Matrices of at least kInTurnMatrixBytes go this way. One core,
+// BM_MatMul, one token from DRAM, side by side -> in turn: 7168 x 2048 BF16 16-18 -> 22-28 GB/s,
+// FP8 11-13 -> 16-18, F32 19-21 -> 21-28; 32768 x 512 (V3's kv_b) FP8 8.5-10.5 -> 14.5-15.3.
+// But 256-column matrices in cache ran at half the speed in turn (the loads and BF16 permutes of
+// x are no longer shared by 4 rows, and the loops are short).
+template <class Dec>
+HWY_INLINE bool DotRowsInTurn(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
+                              const float* x, float (&out)[kRowGroup]) {
+  static_assert(!Dec::kScaled, "FP8 rows are read against x times their scales (Fp8RowDecoder)");
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t step = 2 * lanes;
+  const int64_t cols = w.cols;
   const auto wr = RowStarts<Dec>(w, row);
   Dec dec;
   VF total[kRowGroup];
   float tail[kRowGroup] = {};
-  for (int r = 0; r < kRowGroup; ++r) total[r] = hn::Zero(df);
-  for (int64_t k0 = 0; k0 < cols; k0 += block) {
-    const int64_t k1 = std::min(cols, k0 + block);
-    VF acc0[kRowGroup], acc1[kRowGroup];
-    for (int r = 0; r < kRowGroup; ++r) acc0[r] = acc1[r] = hn::Zero(df);
-    int64_t k = k0;
-    for (; k + step <= k1; k += step) {
-      VF x0 = hn::LoadU(df, x + k);
-      VF x1 = hn::LoadU(df, x + k + lanes);
+  for (int r = 0; r < kRowGroup; ++r) {
+    VF acc0 = hn::Zero(df), acc1 = hn::Zero(df), acc2 = hn::Zero(df), acc3 = hn::Zero(df);
+    int64_t k = 0;
+    for (; k + 2 * step <= cols; k += 2 * step) {
+      VF x0 = hn::LoadU(df, x + k), x1 = hn::LoadU(df, x + k + lanes);
+      VF x2 = hn::LoadU(df, x + k + step), x3 = hn::LoadU(df, x + k + step + lanes);
       ToDotOrder<Dec>(df, x0, x1);
-      for (int r = 0; r < kRowGroup; ++r) {
-        if constexpr (Dec::kPrefetchNextGroup) PrefetchNextGroup(wr[r] + k, cols);
-        VF w0, w1;
-        DecodeForDot(dec, df, wr[r] + k, w0, w1);
-        acc0[r] = hn::MulAdd(w0, x0, acc0[r]);
-        acc1[r] = hn::MulAdd(w1, x1, acc1[r]);
-      }
+      ToDotOrder<Dec>(df, x2, x3);
+      VF w0, w1, w2, w3;
+      DecodeForDot(dec, df, wr[r] + k, w0, w1);
+      DecodeForDot(dec, df, wr[r] + k + step, w2, w3);
+      acc0 = hn::MulAdd(w0, x0, acc0);
+      acc1 = hn::MulAdd(w1, x1, acc1);
+      acc2 = hn::MulAdd(w2, x2, acc2);
+      acc3 = hn::MulAdd(w3, x3, acc3);
     }
-    if constexpr (!Dec::kScaled) {
-      for (; k + lanes <= k1; k += lanes) {
-        const VF x0 = hn::LoadU(df, x + k);
-        for (int r = 0; r < kRowGroup; ++r)
-          acc0[r] = hn::MulAdd(dec.Decode1(df, wr[r] + k), x0, acc0[r]);
-      }
-    }
-    float block_tail[kRowGroup] = {};
-    for (; k < k1; ++k)
-      for (int r = 0; r < kRowGroup; ++r) block_tail[r] += x[k] * Dec::Scalar(wr[r][k]);
-    for (int r = 0; r < kRowGroup; ++r) {
-      if constexpr (Dec::kScaled) {
-        const float scale = ScaleOf(w, row[r], k0);
-        total[r] =
-            hn::MulAdd(hn::Add(acc0[r], acc1[r]), hn::Set(df, scale * Dec::kVectorScale), total[r]);
-        tail[r] += block_tail[r] * scale;
-      } else {
-        total[r] = hn::Add(total[r], hn::Add(acc0[r], acc1[r]));
-        tail[r] += block_tail[r];
-      }
-    }
+    for (; k + lanes <= cols; k += lanes)
+      acc0 = hn::MulAdd(dec.Decode1(df, wr[r] + k), hn::LoadU(df, x + k), acc0);
+    for (; k < cols; ++k) tail[r] += x[k] * Dec::Scalar(wr[r][k]);
+    total[r] = hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3));
   }
   SumRows4(df, total, out);
   for (int r = 0; r < kRowGroup; ++r) out[r] += tail[r];
@@ -404,12 +418,16 @@ HWY_INLINE bool DotRowGroup(const WeightMatrix& w, const int64_t (&row)[kRowGrou
 template <class Dec, class ExactDec = Dec>
 void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix& w,
               int64_t row_begin, int64_t row_end) {
+  const bool in_turn =
+      w.rows * w.cols * static_cast<int64_t>(sizeof(typename Dec::Storage)) >= kInTurnMatrixBytes;
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowGroup) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, row_end - r0));
     int64_t row[kRowGroup];
     GroupRows(r0, n_rows, row);
     float out[kRowGroup];
-    if (DotRowGroup<Dec>(w, row, x, out))
+    const bool saw_nan =
+        in_turn ? DotRowsInTurn<Dec>(w, row, x, out) : DotRowGroup<Dec>(w, row, x, out);
+    if (saw_nan)
       for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<ExactDec>(w, row[r], x_exact);
     for (int r = 0; r < n_rows; ++r) y[r0 + r] = out[r];
   }

@@ -306,6 +306,11 @@ TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
     if ((c & 0x7F) != 0x7F) codes.push_back(static_cast<uint8_t>(c));
   const auto cols = static_cast<int64_t>(codes.size());
   const std::vector<float> scales = {0.37f, 3.0f};
+  // The same codes in enough rows for a matrix that is read row after row.
+  const int64_t tall_rows = 2100;
+  std::vector<uint8_t> tall;
+  for (int64_t r = 0; r < tall_rows; ++r) tall.insert(tall.end(), codes.begin(), codes.end());
+  const std::vector<float> tall_scales(2 * ((tall_rows + 127) / 128), 0.37f);
   for (int64_t target : SupportedSimdTargets()) {
     ForceSimdTarget(target);
     for (bool nan_free : {false, true})
@@ -322,16 +327,25 @@ TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
                 << SimdTargetName(target) << " code " << int{codes[k]} << " n=" << count
                 << " nan_free=" << nan_free;
           }
+          if (count == 1) {
+            std::vector<float> y_tall(tall_rows);
+            MatMul(y_tall, x, 1,
+                   {DType::F8_E4M3, tall.data(), tall_rows, cols, tall_scales.data(), nan_free},
+                   nullptr);
+            for (int64_t r : {int64_t{0}, tall_rows - 1})
+              ASSERT_EQ(y_tall[r], F8E4M3ToF32(codes[first]) * 0.37f)
+                  << SimdTargetName(target) << " code " << int{codes[first]} << " row " << r;
+          }
         }
     // A NaN code anywhere in a row (vector body or tail, either sign) makes that row NaN and
     // leaves its neighbours alone.
     for (int64_t nan_col : {0, 5, 64, 200})
       for (uint8_t nan_code : {uint8_t{0x7F}, uint8_t{0xFF}})
-        for (int64_t n : {1, 6}) {
-          const int64_t rows = 3, c = 203;
+        for (auto [n, rows] : {std::pair<int64_t, int64_t>{1, 3}, {6, 3}, {1, 3000}}) {
+          const int64_t c = 203;  // 3000 rows: big enough to be read row after row
           std::vector<uint8_t> data(rows * c, 0x38);  // 1.0
           data[1 * c + nan_col] = nan_code;
-          const std::vector<float> s = {1.0f, 1.0f};
+          const std::vector<float> s(2 * ((rows + 127) / 128), 1.0f);
           const WeightMatrix m{DType::F8_E4M3, data.data(), rows, c, s.data()};
           std::vector<float> x(n * c, 1.0f), y(n * rows);
           MatMul(y, x, n, m, nullptr);

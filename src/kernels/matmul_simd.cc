@@ -54,7 +54,7 @@ inline float Bf16Value(uint16_t bits) {
 
 constexpr int kRowGroup = 4;                // rows decoded together
 constexpr int64_t kPanelBytes = 256 << 10;  // activations of one token panel (L2 has 1 MiB)
-// One-token products through matrices this big read their rows in turn (DotRowsInTurn): such a
+// One-token products through matrices this big read their rows in turn (DotRows): such a
 // matrix comes from memory in a decode step, smaller ones are most likely a small model in cache.
 constexpr int64_t kInTurnMatrixBytes = 512 << 10;
 
@@ -326,12 +326,20 @@ float DotRowScalar(const WeightMatrix& w, int64_t row, const float* x) {
   return total;
 }
 
-// out[r] = x · W[row[r]] for kRowGroup rows, weights decoded in registers, the rows side by side:
-// each x vector is loaded (and for BF16 put in dot order) once for the 4 rows. True when a row
-// met a NaN code: out is then to be recomputed exactly.
-template <class Dec>
-HWY_INLINE bool DotRowGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup], const float* x,
-                            float (&out)[kRowGroup]) {
+// out[r] = x · W[row[r]] for kRowGroup rows, weights decoded in registers. True when a row met a
+// NaN code: out is then to be recomputed exactly.
+// - Side by side (kInTurn false): each x vector is loaded (for BF16 also put in dot order) once
+//   for the 4 rows, two accumulators per row.
+// - In turn: the rows one after another, so the weights are one sequential stream instead of four
+//   interleaved ones, which the hardware prefetcher follows far better; four accumulators per
+//   row. Matrices of at least kInTurnMatrixBytes go this way. One core, BM_MatMul, one token from
+//   DRAM, side by side -> in turn: 7168 x 2048 BF16 16-18 -> 22-30 GB/s, FP8 11-13 -> 16-18, F32
+//   19-21 -> 21-29; 32768 x 512 (V3's kv_b) FP8 8.5-10.5 -> 13.5-15.3. But 256-column matrices
+//   in cache ran at half the speed in turn (x's loads and permutes are no longer shared by 4 rows,
+//   and the loops are short).
+template <class Dec, bool kInTurn>
+HWY_INLINE bool DotRows(const WeightMatrix& w, const int64_t (&row)[kRowGroup], const float* x,
+                        float (&out)[kRowGroup]) {
   static_assert(!Dec::kScaled, "FP8 rows are read against x times their scales (Fp8RowDecoder)");
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
@@ -339,74 +347,53 @@ HWY_INLINE bool DotRowGroup(const WeightMatrix& w, const int64_t (&row)[kRowGrou
   const int64_t cols = w.cols;
   const auto wr = RowStarts<Dec>(w, row);
   Dec dec;
-  VF acc0[kRowGroup], acc1[kRowGroup];
+  VF total[kRowGroup];
   float tail[kRowGroup] = {};
-  for (int r = 0; r < kRowGroup; ++r) acc0[r] = acc1[r] = hn::Zero(df);
-  int64_t k = 0;
-  for (; k + step <= cols; k += step) {
-    VF x0 = hn::LoadU(df, x + k);
-    VF x1 = hn::LoadU(df, x + k + lanes);
-    ToDotOrder<Dec>(df, x0, x1);
+  if constexpr (kInTurn) {
     for (int r = 0; r < kRowGroup; ++r) {
-      VF w0, w1;
-      DecodeForDot(dec, df, wr[r] + k, w0, w1);
-      acc0[r] = hn::MulAdd(w0, x0, acc0[r]);
-      acc1[r] = hn::MulAdd(w1, x1, acc1[r]);
+      VF acc0 = hn::Zero(df), acc1 = hn::Zero(df), acc2 = hn::Zero(df), acc3 = hn::Zero(df);
+      int64_t k = 0;
+      for (; k + 2 * step <= cols; k += 2 * step) {
+        VF x0 = hn::LoadU(df, x + k), x1 = hn::LoadU(df, x + k + lanes);
+        VF x2 = hn::LoadU(df, x + k + step), x3 = hn::LoadU(df, x + k + step + lanes);
+        ToDotOrder<Dec>(df, x0, x1);
+        ToDotOrder<Dec>(df, x2, x3);
+        VF w0, w1, w2, w3;
+        DecodeForDot(dec, df, wr[r] + k, w0, w1);
+        DecodeForDot(dec, df, wr[r] + k + step, w2, w3);
+        acc0 = hn::MulAdd(w0, x0, acc0);
+        acc1 = hn::MulAdd(w1, x1, acc1);
+        acc2 = hn::MulAdd(w2, x2, acc2);
+        acc3 = hn::MulAdd(w3, x3, acc3);
+      }
+      for (; k + lanes <= cols; k += lanes)
+        acc0 = hn::MulAdd(dec.Decode1(df, wr[r] + k), hn::LoadU(df, x + k), acc0);
+      for (; k < cols; ++k) tail[r] += x[k] * Dec::Scalar(wr[r][k]);
+      total[r] = hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3));
     }
-  }
-  for (; k + lanes <= cols; k += lanes) {
-    const VF x0 = hn::LoadU(df, x + k);
-    for (int r = 0; r < kRowGroup; ++r)
-      acc0[r] = hn::MulAdd(dec.Decode1(df, wr[r] + k), x0, acc0[r]);
-  }
-  for (; k < cols; ++k)
-    for (int r = 0; r < kRowGroup; ++r) tail[r] += x[k] * Dec::Scalar(wr[r][k]);
-  VF total[kRowGroup];
-  for (int r = 0; r < kRowGroup; ++r) total[r] = hn::Add(acc0[r], acc1[r]);
-  SumRows4(df, total, out);
-  for (int r = 0; r < kRowGroup; ++r) out[r] += tail[r];
-  return dec.SawNan();
-}
-
-// DotRowGroup's result with the rows read one after another, so the weights are one sequential
-// stream instead of four interleaved ones, which the hardware prefetcher follows far better;
-// four accumulators per row. Matrices of at least kInTurnMatrixBytes go this way. One core,
-// BM_MatMul, one token from DRAM, side by side -> in turn: 7168 x 2048 BF16 16-18 -> 22-28 GB/s,
-// FP8 11-13 -> 16-18, F32 19-21 -> 21-28; 32768 x 512 (V3's kv_b) FP8 8.5-10.5 -> 14.5-15.3.
-// But 256-column matrices in cache ran at half the speed in turn (the loads and BF16 permutes of
-// x are no longer shared by 4 rows, and the loops are short).
-template <class Dec>
-HWY_INLINE bool DotRowsInTurn(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
-                              const float* x, float (&out)[kRowGroup]) {
-  static_assert(!Dec::kScaled, "FP8 rows are read against x times their scales (Fp8RowDecoder)");
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t step = 2 * lanes;
-  const int64_t cols = w.cols;
-  const auto wr = RowStarts<Dec>(w, row);
-  Dec dec;
-  VF total[kRowGroup];
-  float tail[kRowGroup] = {};
-  for (int r = 0; r < kRowGroup; ++r) {
-    VF acc0 = hn::Zero(df), acc1 = hn::Zero(df), acc2 = hn::Zero(df), acc3 = hn::Zero(df);
+  } else {
+    VF acc0[kRowGroup], acc1[kRowGroup];
+    for (int r = 0; r < kRowGroup; ++r) acc0[r] = acc1[r] = hn::Zero(df);
     int64_t k = 0;
-    for (; k + 2 * step <= cols; k += 2 * step) {
-      VF x0 = hn::LoadU(df, x + k), x1 = hn::LoadU(df, x + k + lanes);
-      VF x2 = hn::LoadU(df, x + k + step), x3 = hn::LoadU(df, x + k + step + lanes);
+    for (; k + step <= cols; k += step) {
+      VF x0 = hn::LoadU(df, x + k);
+      VF x1 = hn::LoadU(df, x + k + lanes);
       ToDotOrder<Dec>(df, x0, x1);
-      ToDotOrder<Dec>(df, x2, x3);
-      VF w0, w1, w2, w3;
-      DecodeForDot(dec, df, wr[r] + k, w0, w1);
-      DecodeForDot(dec, df, wr[r] + k + step, w2, w3);
-      acc0 = hn::MulAdd(w0, x0, acc0);
-      acc1 = hn::MulAdd(w1, x1, acc1);
-      acc2 = hn::MulAdd(w2, x2, acc2);
-      acc3 = hn::MulAdd(w3, x3, acc3);
+      for (int r = 0; r < kRowGroup; ++r) {
+        VF w0, w1;
+        DecodeForDot(dec, df, wr[r] + k, w0, w1);
+        acc0[r] = hn::MulAdd(w0, x0, acc0[r]);
+        acc1[r] = hn::MulAdd(w1, x1, acc1[r]);
+      }
     }
-    for (; k + lanes <= cols; k += lanes)
-      acc0 = hn::MulAdd(dec.Decode1(df, wr[r] + k), hn::LoadU(df, x + k), acc0);
-    for (; k < cols; ++k) tail[r] += x[k] * Dec::Scalar(wr[r][k]);
-    total[r] = hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3));
+    for (; k + lanes <= cols; k += lanes) {
+      const VF x0 = hn::LoadU(df, x + k);
+      for (int r = 0; r < kRowGroup; ++r)
+        acc0[r] = hn::MulAdd(dec.Decode1(df, wr[r] + k), x0, acc0[r]);
+    }
+    for (; k < cols; ++k)
+      for (int r = 0; r < kRowGroup; ++r) tail[r] += x[k] * Dec::Scalar(wr[r][k]);
+    for (int r = 0; r < kRowGroup; ++r) total[r] = hn::Add(acc0[r], acc1[r]);
   }
   SumRows4(df, total, out);
   for (int r = 0; r < kRowGroup; ++r) out[r] += tail[r];
@@ -426,7 +413,7 @@ void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix
     GroupRows(r0, n_rows, row);
     float out[kRowGroup];
     const bool saw_nan =
-        in_turn ? DotRowsInTurn<Dec>(w, row, x, out) : DotRowGroup<Dec>(w, row, x, out);
+        in_turn ? DotRows<Dec, true>(w, row, x, out) : DotRows<Dec, false>(w, row, x, out);
     if (saw_nan)
       for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<ExactDec>(w, row[r], x_exact);
     for (int r = 0; r < n_rows; ++r) y[r0 + r] = out[r];

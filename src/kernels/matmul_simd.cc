@@ -10,10 +10,11 @@
 //   maximum, and a row group that met a NaN code is recomputed with the exact scalar decode, so
 //   NaN weights give NaN as in the reference.
 //
-// GEMV (one token): 4 rows at a time, two accumulators per row (8 independent FMA chains), x
-// from L1. FP8 runs one 128-row scale block at a time with x pre-multiplied by that block's
-// column scales (Fp8ScaledActivations), so its rows are plain sums too; checkpoints the loader
-// found free of NaN codes skip the NaN check, and the next row group's bytes are prefetched.
+// GEMV (one token): groups of 4 rows, x from L1; a matrix from memory has its rows read one after
+// another (one sequential stream), a small one in cache side by side (each x load shared by the
+// 4 rows). FP8 runs one 128-row scale block at a time with x pre-multiplied by that block's
+// column scales (Fp8ScaledActivations), so its rows are plain sums too; matrices the loader found
+// free of NaN codes skip the NaN check.
 // Small batches (2 tokens up to MatMul's GEMM threshold): tiles of 4 rows x kTileTokens tokens;
 // each weight vector is decoded in registers once per tile and multiplied with every token of
 // the tile, one accumulator per (token, row); FP8 tiles read the tokens' x times the row block's

@@ -134,7 +134,6 @@ struct Bf16Decoder {
 struct Fp8Decoder {
   using Storage = uint8_t;
   static constexpr bool kScaled = true;
-  static constexpr bool kEvenOdd = false;
   static constexpr float kVectorScale = 256.0f;
   HWY_INLINE void Decode2(DF df, const uint8_t* p, VF& lo, VF& hi) {
     lo = hn::Set(df, Fp8Value(p[0]) * 0x1p-8f);
@@ -147,7 +146,6 @@ struct Fp8Decoder {
 struct Fp8Decoder {
   using Storage = uint8_t;
   static constexpr bool kScaled = true;
-  static constexpr bool kEvenOdd = false;
   static constexpr float kVectorScale = 256.0f;  // the vector decode yields value · 2^-8
   using D16 = hn::Repartition<int16_t, DF>;      // 2N lanes
   hn::Vec<D16> max_magnitude;                    // max of (code & 0x7F) << 7 seen so far

@@ -482,59 +482,47 @@ void DecodeRow(float* dst, const WeightMatrix& w, int64_t row) {
 template <class Dec, int kTokens>
 HWY_INLINE bool TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
                           const float* const* x, float (*out)[kRowGroup]) {
+  static_assert(!Dec::kScaled, "FP8 rows are read against x times their scales (Fp8RowDecoder)");
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t step = 2 * lanes;
   const int64_t cols = w.cols;
-  const int64_t block = BlockColumns<Dec>(cols);
   const auto wr = RowStarts<Dec>(w, row);
   Dec dec;
   VF acc[kTokens][kRowGroup];
   float tail[kTokens][kRowGroup] = {};
   for (int t = 0; t < kTokens; ++t)
     for (int r = 0; r < kRowGroup; ++r) acc[t][r] = hn::Zero(df);
-  for (int64_t k0 = 0; k0 < cols; k0 += block) {
-    const int64_t k1 = std::min(cols, k0 + block);
-    float scale[kRowGroup];
-    for (int r = 0; r < kRowGroup; ++r) scale[r] = Dec::kScaled ? ScaleOf(w, row[r], k0) : 1.0f;
-    int64_t k = k0;
-    for (; k + step <= k1; k += step) {
-      // The tokens' activations stay in registers for the 4 rows: 2·kTokens loads of x and 4
-      // weight decodes feed 8·kTokens multiply-adds.
-      VF x0[kTokens], x1[kTokens];
-      for (int t = 0; t < kTokens; ++t) {
-        x0[t] = hn::LoadU(df, x[t] + k);
-        x1[t] = hn::LoadU(df, x[t] + k + lanes);
-        KeepInRegister(x0[t]);
-        KeepInRegister(x1[t]);
-      }
-      for (int r = 0; r < kRowGroup; ++r) {
-        VF w0, w1;
-        dec.Decode2(df, wr[r] + k, w0, w1);
-        if constexpr (Dec::kScaled) {
-          const VF s = hn::Set(df, scale[r] * Dec::kVectorScale);
-          w0 = hn::Mul(w0, s);
-          w1 = hn::Mul(w1, s);
-        }
-        for (int t = 0; t < kTokens; ++t)
-          acc[t][r] = hn::MulAdd(w1, x1[t], hn::MulAdd(w0, x0[t], acc[t][r]));
-      }
+  int64_t k = 0;
+  for (; k + step <= cols; k += step) {
+    // The tokens' activations stay in registers for the 4 rows: 2·kTokens loads of x and 4
+    // weight decodes feed 8·kTokens multiply-adds.
+    VF x0[kTokens], x1[kTokens];
+    for (int t = 0; t < kTokens; ++t) {
+      x0[t] = hn::LoadU(df, x[t] + k);
+      x1[t] = hn::LoadU(df, x[t] + k + lanes);
+      KeepInRegister(x0[t]);
+      KeepInRegister(x1[t]);
     }
-    if constexpr (!Dec::kScaled) {
-      // One more vector when it fits (attention's cache rows are 64 + 16 columns wide).
-      for (; k + lanes <= k1; k += lanes)
-        for (int r = 0; r < kRowGroup; ++r) {
-          const VF wv = dec.Decode1(df, wr[r] + k);
-          for (int t = 0; t < kTokens; ++t)
-            acc[t][r] = hn::MulAdd(wv, hn::LoadU(df, x[t] + k), acc[t][r]);
-        }
+    for (int r = 0; r < kRowGroup; ++r) {
+      VF w0, w1;
+      dec.Decode2(df, wr[r] + k, w0, w1);
+      for (int t = 0; t < kTokens; ++t)
+        acc[t][r] = hn::MulAdd(w1, x1[t], hn::MulAdd(w0, x0[t], acc[t][r]));
     }
-    for (; k < k1; ++k)
-      for (int r = 0; r < kRowGroup; ++r) {
-        const float v = Dec::kScaled ? Dec::Scalar(wr[r][k]) * scale[r] : Dec::Scalar(wr[r][k]);
-        for (int t = 0; t < kTokens; ++t) tail[t][r] += x[t][k] * v;
-      }
   }
+  // One more vector when it fits (attention's cache rows are 64 + 16 columns wide).
+  for (; k + lanes <= cols; k += lanes)
+    for (int r = 0; r < kRowGroup; ++r) {
+      const VF wv = dec.Decode1(df, wr[r] + k);
+      for (int t = 0; t < kTokens; ++t)
+        acc[t][r] = hn::MulAdd(wv, hn::LoadU(df, x[t] + k), acc[t][r]);
+    }
+  for (; k < cols; ++k)
+    for (int r = 0; r < kRowGroup; ++r) {
+      const float v = Dec::Scalar(wr[r][k]);
+      for (int t = 0; t < kTokens; ++t) tail[t][r] += x[t][k] * v;
+    }
   for (int t = 0; t < kTokens; ++t) {
     SumRows4(df, acc[t], out[t]);
     for (int r = 0; r < kRowGroup; ++r) out[t][r] += tail[t][r];

@@ -24,6 +24,7 @@ constexpr DType kDTypes[] = {DType::F32, DType::BF16, DType::F8_E4M3};
 // Enough distinct copies of the weight that a pass over them cannot be served from the last
 // level cache (32 MiB on the project's machines): every n = 1 call streams its weight from DRAM.
 constexpr size_t kMinBytesInRotation = size_t{256} << 20;
+constexpr int64_t kMaxRotatedTokens = 8;
 
 struct WeightCopy {
   AlignedBuffer data;
@@ -94,10 +95,13 @@ void BM_MatMul(benchmark::State& state) {
   ThreadPool pool(threads);
   std::mt19937 rng(1234);
   const size_t weight_bytes = static_cast<size_t>(rows * cols) * SizeOf(dtype);
-  // Rotating copies matters at n = 1; larger n reuse each weight across tokens anyway.
-  // Small weights (under 1 MiB) are meant to stay in cache: the kernel's compute speed.
-  const size_t n_copies =
-      n == 1 && weight_bytes >= (size_t{1} << 20) ? kMinBytesInRotation / weight_bytes + 1 : 1;
+  // Rotating copies matters up to a few tokens (a decode step, where an expert's weights come
+  // from DRAM for its one to three tokens); with more, each weight is reused across tokens anyway.
+  // Small weights (under 512 KiB, half of L2) are meant to stay in cache: the kernel's compute
+  // speed.
+  const size_t n_copies = n <= kMaxRotatedTokens && weight_bytes >= (size_t{512} << 10)
+                              ? kMinBytesInRotation / weight_bytes + 1
+                              : 1;
   std::vector<WeightCopy> weights;
   for (size_t i = 0; i < n_copies; ++i) weights.push_back(MakeWeight(dtype, rows, cols, rng));
   std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
@@ -152,6 +156,13 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
   // down_proj (2048 x 1408).
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{32768, 512}, {2048, 1408}})
     for (int64_t dtype : {0, 1, 2}) b->Args({dtype, 1, rows, cols, 1});
+  // A few tokens per expert, from DRAM: a batched decode step spreads its tokens over the
+  // experts (8 sequences x top-6 of 64 reach ~35 experts of small-v3, 1-2 tokens each). small-v3's
+  // expert gate/up (384 x 1536) and down (1536 x 384), V2-Lite's down (2048 x 1408).
+  for (int64_t n : {2, 3, 4, 8})
+    for (auto [rows, cols] :
+         {std::pair<int64_t, int64_t>{384, 1536}, {1536, 384}, {2048, 1408}})
+      for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, rows, cols, 1});
   // Weights resident in L2 (64 x 2048): the kernel's compute speed without DRAM.
   for (int64_t n : {1, 4})
     for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, 64, 2048, 1});

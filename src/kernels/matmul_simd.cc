@@ -17,8 +17,9 @@
 // free of NaN codes skip the NaN check.
 // Small batches (2 tokens up to MatMul's GEMM threshold): tiles of 4 rows x kTileTokens tokens;
 // each weight vector is decoded in registers once per tile and multiplied with every token of
-// the tile, one accumulator per (token, row); FP8 tiles read the tokens' x times the row block's
-// scales, as the GEMV does. Both reduce their accumulators four rows at a time (SumRows4), not with
+// the tile; FP8 tiles read the tokens' x times the row block's scales, as the GEMV does. The 4
+// rows go side by side (each x load shared by them), or in turn for a matrix from memory with
+// only a few tokens (InTurnMaxTokens). Both reduce their accumulators four rows at a time (SumRows4), not with
 // one horizontal sum per output. A token's result does not depend on the thread count or on which
 // tile it falls in.
 #include "kernels/matmul_simd.h"
@@ -58,6 +59,16 @@ constexpr int64_t kPanelBytes = 256 << 10;  // activations of one token panel (L
 // One-token products through matrices this big read their rows in turn (DotRows): such a
 // matrix comes from memory in a decode step, smaller ones are most likely a small model in cache.
 constexpr int64_t kInTurnMatrixBytes = 512 << 10;
+// Tiles through such a matrix read its rows in turn up to this many tokens: beyond, the x loads
+// that the rows no longer share cost more than the one stream gains (TileGroup). Measured on one
+// core from DRAM (BM_MatMul, GFLOP/s side by side -> in turn): 2 tokens 1536 x 384 BF16 14 -> 34,
+// 2048 x 1408 FP8 27 -> 54; 3 tokens 1536 x 384 BF16 22 -> 33, 2048 x 1408 FP8 43 -> 54 but BF16
+// 33 -> 26; 4 tokens 1536 x 384 BF16 29 -> 35, FP8 51 -> 61 but 384 x 1536 FP8 51 -> 46; 8 tokens
+// in turn lost everywhere (1536 x 384 BF16 42 -> 37, F32 34 -> 22).
+constexpr int64_t InTurnMaxTokens(int64_t cols, bool fp8) {
+  if (cols <= 512) return 4;  // short rows: four side by side are four streams too short to prefetch
+  return fp8 ? 3 : 2;         // FP8's decode outweighs its x loads longer
+}
 
 }  // namespace matmul_detail
 }  // namespace whale
@@ -476,10 +487,14 @@ void DecodeRow(float* dst, const WeightMatrix& w, int64_t row) {
 }
 
 // out[t][r] = x[t] · W[row[r]] for kTokens tokens and kRowGroup rows: each weight vector is
-// decoded once in registers and used by every token; one accumulator per (t, r), reduced four
-// rows at a time. A token's result depends only on its row group, not on which tile it falls in
-// or on kTokens. True when a row met a NaN code: out is then to be recomputed exactly.
-template <class Dec, int kTokens>
+// decoded once in registers and used by every token. A token's result depends only on its row
+// group, not on which tile it falls in or on kTokens. True when a row met a NaN code: out is then
+// to be recomputed exactly.
+// - Side by side (kInTurn false): the 4 rows advance together, so each load of the tokens' x feeds
+//   4 rows; one accumulator per (t, r).
+// - In turn: one row after another, as DotRows does, so a matrix from memory is one sequential
+//   stream; two accumulators per token, x loaded per row (from L1).
+template <class Dec, int kTokens, bool kInTurn>
 HWY_INLINE bool TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
                           const float* const* x, float (*out)[kRowGroup]) {
   static_assert(!Dec::kScaled, "FP8 rows are read against x times their scales (Fp8RowDecoder)");
@@ -491,34 +506,58 @@ HWY_INLINE bool TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup]
   Dec dec;
   VF acc[kTokens][kRowGroup];
   float tail[kTokens][kRowGroup] = {};
-  for (int t = 0; t < kTokens; ++t)
-    for (int r = 0; r < kRowGroup; ++r) acc[t][r] = hn::Zero(df);
-  int64_t k = 0;
-  for (; k + step <= cols; k += step) {
-    // The tokens' activations stay in registers for the 4 rows: 2·kTokens loads of x and 4
-    // weight decodes feed 8·kTokens multiply-adds.
-    VF x0[kTokens], x1[kTokens];
-    for (int t = 0; t < kTokens; ++t) {
-      x0[t] = hn::LoadU(df, x[t] + k);
-      x1[t] = hn::LoadU(df, x[t] + k + lanes);
-      KeepInRegister(x0[t]);
-      KeepInRegister(x1[t]);
-    }
+  int64_t k_end = 0;  // the first column the vector loops left
+  if constexpr (kInTurn) {
     for (int r = 0; r < kRowGroup; ++r) {
-      VF w0, w1;
-      dec.Decode2(df, wr[r] + k, w0, w1);
-      for (int t = 0; t < kTokens; ++t)
-        acc[t][r] = hn::MulAdd(w1, x1[t], hn::MulAdd(w0, x0[t], acc[t][r]));
+      VF acc0[kTokens], acc1[kTokens];
+      for (int t = 0; t < kTokens; ++t) acc0[t] = acc1[t] = hn::Zero(df);
+      int64_t k = 0;
+      for (; k + step <= cols; k += step) {
+        VF w0, w1;
+        dec.Decode2(df, wr[r] + k, w0, w1);
+        for (int t = 0; t < kTokens; ++t) {
+          acc0[t] = hn::MulAdd(w0, hn::LoadU(df, x[t] + k), acc0[t]);
+          acc1[t] = hn::MulAdd(w1, hn::LoadU(df, x[t] + k + lanes), acc1[t]);
+        }
+      }
+      for (; k + lanes <= cols; k += lanes) {
+        const VF wv = dec.Decode1(df, wr[r] + k);
+        for (int t = 0; t < kTokens; ++t) acc0[t] = hn::MulAdd(wv, hn::LoadU(df, x[t] + k), acc0[t]);
+      }
+      for (int t = 0; t < kTokens; ++t) acc[t][r] = hn::Add(acc0[t], acc1[t]);
+      k_end = k;
     }
+  } else {
+    for (int t = 0; t < kTokens; ++t)
+      for (int r = 0; r < kRowGroup; ++r) acc[t][r] = hn::Zero(df);
+    int64_t k = 0;
+    for (; k + step <= cols; k += step) {
+      // The tokens' activations stay in registers for the 4 rows: 2·kTokens loads of x and 4
+      // weight decodes feed 8·kTokens multiply-adds.
+      VF x0[kTokens], x1[kTokens];
+      for (int t = 0; t < kTokens; ++t) {
+        x0[t] = hn::LoadU(df, x[t] + k);
+        x1[t] = hn::LoadU(df, x[t] + k + lanes);
+        KeepInRegister(x0[t]);
+        KeepInRegister(x1[t]);
+      }
+      for (int r = 0; r < kRowGroup; ++r) {
+        VF w0, w1;
+        dec.Decode2(df, wr[r] + k, w0, w1);
+        for (int t = 0; t < kTokens; ++t)
+          acc[t][r] = hn::MulAdd(w1, x1[t], hn::MulAdd(w0, x0[t], acc[t][r]));
+      }
+    }
+    // One more vector when it fits (attention's cache rows are 64 + 16 columns wide).
+    for (; k + lanes <= cols; k += lanes)
+      for (int r = 0; r < kRowGroup; ++r) {
+        const VF wv = dec.Decode1(df, wr[r] + k);
+        for (int t = 0; t < kTokens; ++t)
+          acc[t][r] = hn::MulAdd(wv, hn::LoadU(df, x[t] + k), acc[t][r]);
+      }
+    k_end = k;
   }
-  // One more vector when it fits (attention's cache rows are 64 + 16 columns wide).
-  for (; k + lanes <= cols; k += lanes)
-    for (int r = 0; r < kRowGroup; ++r) {
-      const VF wv = dec.Decode1(df, wr[r] + k);
-      for (int t = 0; t < kTokens; ++t)
-        acc[t][r] = hn::MulAdd(wv, hn::LoadU(df, x[t] + k), acc[t][r]);
-    }
-  for (; k < cols; ++k)
+  for (int64_t k = k_end; k < cols; ++k)
     for (int r = 0; r < kRowGroup; ++r) {
       const float v = Dec::Scalar(wr[r][k]);
       for (int t = 0; t < kTokens; ++t) tail[t][r] += x[t][k] * v;
@@ -528,6 +567,24 @@ HWY_INLINE bool TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup]
     for (int r = 0; r < kRowGroup; ++r) out[t][r] += tail[t][r];
   }
   return dec.SawNan();
+}
+
+// One tile of `count` tokens (1 to kTileTokens) through TileGroup.
+template <class Dec, bool kInTurn>
+HWY_INLINE bool TileGroupOf(int count, const WeightMatrix& w, const int64_t (&row)[kRowGroup],
+                            const float* const* x, float (*out)[kRowGroup]) {
+  switch (count) {
+    case 1:
+      return TileGroup<Dec, 1, kInTurn>(w, row, x, out);
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3) || HWY_ARCH_ARM_A64
+    case 3:
+      return TileGroup<Dec, 3, kInTurn>(w, row, x, out);
+    case 4:
+      return TileGroup<Dec, 4, kInTurn>(w, row, x, out);
+#endif
+    default:
+      return TileGroup<Dec, 2, kInTurn>(w, row, x, out);
+  }
 }
 
 // Tiles of kTileTokens tokens, the last one shorter. Many tokens go in panels whose activations
@@ -540,6 +597,9 @@ void TileRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_
               int64_t row_end) {
   constexpr bool kScaleActivations = ExactDec::kScaled && !Dec::kScaled;
   const int64_t cols = w.cols;
+  using Storage = typename Dec::Storage;
+  const bool in_turn = w.rows * cols * static_cast<int64_t>(sizeof(Storage)) >= kInTurnMatrixBytes &&
+                       n <= InTurnMaxTokens(cols, sizeof(Storage) == 1);
   const int64_t panel = std::max<int64_t>(
       kTileTokens, kPanelBytes / std::max<int64_t>(1, cols * 4) / kTileTokens * kTileTokens);
   thread_local std::vector<float> scaled;  // [panel tokens, cols], grows only
@@ -571,23 +631,8 @@ void TileRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_
           for (int i = 0; i < kTileTokens; ++i)
             xt[i] = xp + (t0 - p0 + std::min(i, count - 1)) * cols;
           float out[kTileTokens][kRowGroup];
-          bool saw_nan = false;
-          switch (count) {
-            case 1:
-              saw_nan = TileGroup<Dec, 1>(w, row, xt, out);
-              break;
-            case 2:
-              saw_nan = TileGroup<Dec, 2>(w, row, xt, out);
-              break;
-#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3) || HWY_ARCH_ARM_A64
-            case 3:
-              saw_nan = TileGroup<Dec, 3>(w, row, xt, out);
-              break;
-            case 4:
-              saw_nan = TileGroup<Dec, 4>(w, row, xt, out);
-              break;
-#endif
-          }
+          const bool saw_nan = in_turn ? TileGroupOf<Dec, true>(count, w, row, xt, out)
+                                       : TileGroupOf<Dec, false>(count, w, row, xt, out);
           if (saw_nan)
             for (int i = 0; i < count; ++i)
               for (int r = 0; r < kRowGroup; ++r)

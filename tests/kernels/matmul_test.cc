@@ -297,6 +297,14 @@ TEST_F(ForEachTarget, MatchesReference) {
             for (int64_t n : {1, 3, 7, 13}) ExpectMatchesReference(w, n, rng, &pool);
           }
         }
+    // Matrices of over 512 KiB in every dtype, whose tiles read rows in turn up to 4 tokens
+    // (short rows) or 2-3 (long rows), side by side beyond.
+    for (DType dtype : {DType::F32, DType::BF16, DType::F8_E4M3}) {
+      const TestWeight short_rows = RandomWeight(dtype, 4100, 131, rng);
+      for (int64_t n : {1, 2, 3, 4, 5, 8}) ExpectMatchesReference(short_rows, n, rng, &pool);
+      const TestWeight long_rows = RandomWeight(dtype, 400, 1500, rng);
+      for (int64_t n : {2, 3, 4}) ExpectMatchesReference(long_rows, n, rng, &pool);
+    }
   }
 }
 
@@ -327,21 +335,22 @@ TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
                 << SimdTargetName(target) << " code " << int{codes[k]} << " n=" << count
                 << " nan_free=" << nan_free;
           }
-          if (count == 1) {
-            std::vector<float> y_tall(tall_rows);
-            MatMul(y_tall, x, 1,
-                   {DType::F8_E4M3, tall.data(), tall_rows, cols, tall_scales.data(), nan_free},
-                   nullptr);
+          std::vector<float> y_tall(count * tall_rows);
+          MatMul(y_tall, x, count,
+                 {DType::F8_E4M3, tall.data(), tall_rows, cols, tall_scales.data(), nan_free},
+                 nullptr);
+          for (int64_t t = 0; t < count; ++t)
             for (int64_t r : {int64_t{0}, tall_rows - 1})
-              ASSERT_EQ(y_tall[r], F8E4M3ToF32(codes[first]) * 0.37f)
-                  << SimdTargetName(target) << " code " << int{codes[first]} << " row " << r;
-          }
+              ASSERT_EQ(y_tall[t * tall_rows + r], F8E4M3ToF32(codes[first + t]) * 0.37f)
+                  << SimdTargetName(target) << " code " << int{codes[first + t]} << " row " << r
+                  << " n=" << count;
         }
     // A NaN code anywhere in a row (vector body or tail, either sign) makes that row NaN and
     // leaves its neighbours alone.
     for (int64_t nan_col : {0, 5, 64, 200})
       for (uint8_t nan_code : {uint8_t{0x7F}, uint8_t{0xFF}})
-        for (auto [n, rows] : {std::pair<int64_t, int64_t>{1, 3}, {6, 3}, {1, 3000}}) {
+        for (auto [n, rows] :
+             {std::pair<int64_t, int64_t>{1, 3}, {6, 3}, {1, 3000}, {3, 3000}, {6, 3000}}) {
           const int64_t c = 203;  // 3000 rows: big enough to be read row after row
           std::vector<uint8_t> data(rows * c, 0x38);  // 1.0
           data[1 * c + nan_col] = nan_code;

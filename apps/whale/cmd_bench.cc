@@ -12,6 +12,10 @@
 //             most multiply-adds), FLOPs = 2 per weight element of the same active set plus
 //             absorbed attention (scores and values over the latent cache) at the mean prompt
 //             position.
+//   batched = the same FLOPs per token (at the mean decode position) x batched tok/s / MatMul
+//             peak; and against the step's own bound, the larger of its FLOPs / peak and its
+//             bytes / read bandwidth, the bytes counting the routed experts the steps read
+//             (Model::routed_experts_read) and every sequence's KV cache.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -63,8 +67,10 @@ double WeightBytes(const whale::WeightMatrix& w) {
 
 // What one token reads and computes through the linear layers.
 struct ActiveSet {
-  double bytes = 0;                                  // weight bytes
-  double elements = 0;                               // weight elements (2 FLOPs each)
+  double bytes = 0;         // weight bytes
+  double elements = 0;      // weight elements (2 FLOPs each)
+  double expert_bytes = 0;  // one routed expert's weight bytes, summed over the MoE layers
+  int64_t moe_layers = 0;
   std::map<whale::DType, double> elements_by_dtype;  // where the prefill FLOPs are
   void Add(const whale::WeightMatrix& w, double times = 1.0) {
     if (w.data == nullptr) return;
@@ -101,8 +107,12 @@ ActiveSet CountActive(const whale::Weights& weights) {
     set.Add(block.moe.router);
     if (block.moe.shared) set.AddMlp(*block.moe.shared);
     // Random routing spreads tokens evenly; every expert of a layer has the same shape and type.
-    if (!block.moe.experts.empty())
-      set.AddMlp(block.moe.experts.front(), static_cast<double>(c.num_experts_per_tok));
+    if (!block.moe.experts.empty()) {
+      const whale::MlpWeights& e = block.moe.experts.front();
+      set.AddMlp(e, static_cast<double>(c.num_experts_per_tok));
+      set.expert_bytes += WeightBytes(e.gate) + WeightBytes(e.up) + WeightBytes(e.down);
+      ++set.moe_layers;
+    }
   }
   set.Add(weights.lm_head);
   // One embedding row.
@@ -178,6 +188,7 @@ int Bench(const BenchFlags& f) {
   // Batched decode: `batch` sequences, each after the same prompt, advance one token per step in
   // one Forward (what continuous batching does), so each step reads the weights once for all.
   std::vector<double> batch_rates;
+  int64_t batch_experts_read = 0;  // routed experts read by the batched decode steps, all layers
   if (f.batch > 1) {
     std::vector<whale::KvCache> caches;
     for (int64_t b = 0; b < f.batch; ++b) caches.push_back(model.NewCache(options.max_context));
@@ -191,6 +202,7 @@ int Bench(const BenchFlags& f) {
         model.Forward({&chunk, 1}, logits);
         next[b] = static_cast<int32_t>((prompt.back() + b) % c.vocab_size);
       }
+      const int64_t experts_read_before = model.routed_experts_read();
       const auto begin = std::chrono::steady_clock::now();
       for (int64_t i = 0; i < f.decode; ++i) {
         for (int64_t b = 0; b < f.batch; ++b) steps[b] = {&caches[b], {&next[b], 1}, false};
@@ -201,6 +213,7 @@ int Bench(const BenchFlags& f) {
         }
       }
       batch_rates.push_back(static_cast<double>(f.decode * f.batch) / Seconds(begin));
+      batch_experts_read += model.routed_experts_read() - experts_read_before;
     }
   }
 
@@ -230,6 +243,24 @@ int Bench(const BenchFlags& f) {
   // active set plus attention at the mean decode position) against the MatMul peak.
   const double decode_flops = 2.0 * active.elements + AttentionFlops(c, decode_position);
   const double batch_roofline = decode_flops * batch_decode / (peak * 1e9);
+  // But a routed expert is read only when a sequence of the step chose it: with a token or two
+  // per expert a step is bound by memory instead (small-v3, 8 sequences: ~35 of 64 experts per
+  // layer). The step's bound is the larger of its bytes over the read bandwidth (the weights every
+  // step reads, the experts these steps actually read, every sequence's cache) and its FLOPs over
+  // the MatMul peak.
+  const double batch_steps = static_cast<double>(f.decode) * f.repeat;
+  const double experts_per_layer = active.moe_layers > 0 ? static_cast<double>(batch_experts_read) /
+                                                               (batch_steps * active.moe_layers)
+                                                         : 0.0;
+  const double batch_step_bytes =
+      active.bytes +
+      (experts_per_layer - static_cast<double>(c.num_experts_per_tok)) * active.expert_bytes +
+      static_cast<double>(f.batch) * kv_bytes;
+  const double batch_memory_seconds = batch_step_bytes / (bandwidth * 1e9);
+  const double batch_compute_seconds = static_cast<double>(f.batch) * decode_flops / (peak * 1e9);
+  const bool batch_memory_bound = batch_memory_seconds >= batch_compute_seconds;
+  const double batch_bound_roofline = std::max(batch_memory_seconds, batch_compute_seconds) *
+                                      batch_decode / static_cast<double>(f.batch);
   const double decode_roofline = decode_bytes * decode / (bandwidth * 1e9);
   const double prefill_roofline = prefill_flops * prefill / (peak * 1e9);
   rusage usage{};
@@ -259,6 +290,10 @@ int Bench(const BenchFlags& f) {
       j["batch_decode_tok_s"] = batch_decode;
       j["batch_decode_speedup"] = batch_decode / decode;
       j["batch_decode_roofline"] = batch_roofline;
+      j["batch_experts_per_moe_layer"] = experts_per_layer;
+      j["batch_decode_bytes_per_step"] = batch_step_bytes;
+      j["batch_decode_bound"] = batch_memory_bound ? "memory" : "compute";
+      j["batch_decode_bound_roofline"] = batch_bound_roofline;
     }
     j["peak_rss_mib"] = peak_rss_mib;
     std::printf("%s\n", j.dump().c_str());
@@ -281,7 +316,14 @@ int Bench(const BenchFlags& f) {
   std::printf("prefill FLOPs    %8.2f GFLOP/token\n", prefill_flops * 1e-9);
   std::printf("decode roofline  %8.1f %% of read bandwidth\n", 100 * decode_roofline);
   std::printf("prefill roofline %8.1f %% of matmul peak\n", 100 * prefill_roofline);
-  if (f.batch > 1) std::printf("batched roofline %8.1f %% of matmul peak\n", 100 * batch_roofline);
+  if (f.batch > 1) {
+    std::printf("batched bytes    %8.1f MB/step (%.1f of %lld routed experts per MoE layer)\n",
+                batch_step_bytes * 1e-6, experts_per_layer,
+                static_cast<long long>(c.n_routed_experts));
+    std::printf("batched roofline %8.1f %% of matmul peak; %.1f %% of the step's bound (%s)\n",
+                100 * batch_roofline, 100 * batch_bound_roofline,
+                batch_memory_bound ? "memory: bytes / read bandwidth" : "compute: FLOPs / peak");
+  }
   std::printf("peak RSS         %8.0f MiB\n", peak_rss_mib);
   return 0;
 }

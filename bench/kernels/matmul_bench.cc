@@ -160,8 +160,7 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
   // experts (8 sequences x top-6 of 64 reach ~35 experts of small-v3, 1-2 tokens each). small-v3's
   // expert gate/up (384 x 1536) and down (1536 x 384), V2-Lite's down (2048 x 1408).
   for (int64_t n : {2, 3, 4, 8})
-    for (auto [rows, cols] :
-         {std::pair<int64_t, int64_t>{384, 1536}, {1536, 384}, {2048, 1408}})
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{384, 1536}, {1536, 384}, {2048, 1408}})
       for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, rows, cols, 1});
   // Weights resident in L2 (64 x 2048): the kernel's compute speed without DRAM.
   for (int64_t n : {1, 4})

@@ -19,9 +19,9 @@
 // each weight vector is decoded in registers once per tile and multiplied with every token of
 // the tile; FP8 tiles read the tokens' x times the row block's scales, as the GEMV does. The 4
 // rows go side by side (each x load shared by them), or in turn for a matrix from memory with
-// only a few tokens (InTurnMaxTokens). Both reduce their accumulators four rows at a time (SumRows4), not with
-// one horizontal sum per output. A token's result does not depend on the thread count or on which
-// tile it falls in.
+// only a few tokens (InTurnMaxTokens). Both reduce their accumulators four rows at a time
+// (SumRows4), not with one horizontal sum per output. A token's result does not depend on the
+// thread count or on which tile it falls in.
 #include "kernels/matmul_simd.h"
 
 #include "kernels/simd_targets.h"
@@ -66,8 +66,9 @@ constexpr int64_t kInTurnMatrixBytes = 512 << 10;
 // 33 -> 26; 4 tokens 1536 x 384 BF16 29 -> 35, FP8 51 -> 61 but 384 x 1536 FP8 51 -> 46; 8 tokens
 // in turn lost everywhere (1536 x 384 BF16 42 -> 37, F32 34 -> 22).
 constexpr int64_t InTurnMaxTokens(int64_t cols, bool fp8) {
-  if (cols <= 512) return 4;  // short rows: four side by side are four streams too short to prefetch
-  return fp8 ? 3 : 2;         // FP8's decode outweighs its x loads longer
+  if (cols <= 512)
+    return 4;          // short rows: four side by side are four streams too short to prefetch
+  return fp8 ? 3 : 2;  // FP8's decode outweighs its x loads longer
 }
 
 }  // namespace matmul_detail
@@ -522,7 +523,8 @@ HWY_INLINE bool TileGroup(const WeightMatrix& w, const int64_t (&row)[kRowGroup]
       }
       for (; k + lanes <= cols; k += lanes) {
         const VF wv = dec.Decode1(df, wr[r] + k);
-        for (int t = 0; t < kTokens; ++t) acc0[t] = hn::MulAdd(wv, hn::LoadU(df, x[t] + k), acc0[t]);
+        for (int t = 0; t < kTokens; ++t)
+          acc0[t] = hn::MulAdd(wv, hn::LoadU(df, x[t] + k), acc0[t]);
       }
       for (int t = 0; t < kTokens; ++t) acc[t][r] = hn::Add(acc0[t], acc1[t]);
       k_end = k;
@@ -598,8 +600,9 @@ void TileRows(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_
   constexpr bool kScaleActivations = ExactDec::kScaled && !Dec::kScaled;
   const int64_t cols = w.cols;
   using Storage = typename Dec::Storage;
-  const bool in_turn = w.rows * cols * static_cast<int64_t>(sizeof(Storage)) >= kInTurnMatrixBytes &&
-                       n <= InTurnMaxTokens(cols, sizeof(Storage) == 1);
+  const bool in_turn =
+      w.rows * cols * static_cast<int64_t>(sizeof(Storage)) >= kInTurnMatrixBytes &&
+      n <= InTurnMaxTokens(cols, sizeof(Storage) == 1);
   const int64_t panel = std::max<int64_t>(
       kTileTokens, kPanelBytes / std::max<int64_t>(1, cols * 4) / kTileTokens * kTileTokens);
   thread_local std::vector<float> scaled;  // [panel tokens, cols], grows only

@@ -55,6 +55,7 @@ void Model::Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::s
   active_experts_.clear();
   for (int64_t e = 0; e < experts; ++e)
     if (offsets[e + 1] > offsets[e]) active_experts_.push_back(static_cast<int32_t>(e));
+  routed_experts_read_ += static_cast<int64_t>(active_experts_.size());
   const int64_t n_tasks = static_cast<int64_t>(active_experts_.size()) + (w.shared ? 1 : 0);
   if (n * k <= kExpertParallelSlots && n_tasks >= pool_.size()) {
     // Few tokens (decode): each expert has a token or two, and row-splitting its three small

@@ -46,6 +46,10 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const ModelOptions& options() const { return options_; }
+  // Routed experts whose weights Forward / ForwardMtp have read, summed over MoE layers and calls
+  // (an expert serving several tokens of a batch counts once per layer and call): what a batched
+  // decode step actually reads, for its roofline (whale bench).
+  int64_t routed_experts_read() const { return routed_experts_read_; }
   void set_attention_form(AttentionForm form) { options_.attention = form; }
 
   // A cache for the main layers / for the MTP module, `context` positions long.
@@ -125,12 +129,13 @@ class Model {
   std::vector<int32_t> expert_slots_;  // [n * top_k]: (token, k) slots grouped by expert
   // Expert-parallel MoE (few tokens, see ffn.cc), indexed by grouped slot p < kExpertParallelSlots:
   std::vector<int32_t> active_experts_;  // [n_routed_experts]: experts with tokens this call
-  std::vector<int32_t> expert_tasks_;    // [n_routed_experts + 1]: largest first; -1 = shared
-  float* slot_in_;                       // [p, hidden]: the slot's token
-  float* slot_out_;                      // [p, hidden]: its expert's output
-  float* slot_gate_;                     // [p, moe_intermediate]
-  float* slot_up_;                       // [p, moe_intermediate]
-  float* mtp_concat_;                    // [n, 2 * hidden]
+  int64_t routed_experts_read_ = 0;
+  std::vector<int32_t> expert_tasks_;  // [n_routed_experts + 1]: largest first; -1 = shared
+  float* slot_in_;                     // [p, hidden]: the slot's token
+  float* slot_out_;                    // [p, hidden]: its expert's output
+  float* slot_gate_;                   // [p, moe_intermediate]
+  float* slot_up_;                     // [p, moe_intermediate]
+  float* mtp_concat_;                  // [n, 2 * hidden]
 
   // Absorbed attention (attention.cc). W_UK^h transposed and dequantized once at construction,
   // per attention module (main layers, then MTP): [heads, kv_lora_rank, qk_nope].

@@ -187,6 +187,40 @@ INSTANTIATE_TEST_SUITE_P(Presets, ForwardTest,
                                            Case{"tiny-v3", StorageType::kFP8},
                                            Case{"tiny-v2", StorageType::kF32}),
                          CaseName);
+// routed_experts_read counts each expert once per MoE layer and call, however many tokens of
+// the batch chose it: one token reads top-k per layer, and two sequences with the same token at
+// the same position choose the same experts, so they read no more.
+TEST(Forward, CountsTheRoutedExpertsItReads) {
+  const Weights w = Weights::Load(TinyModelDir("tiny-v3", StorageType::kF32));
+  const ModelConfig& c = w.config();
+  int64_t moe_layers = 0;
+  for (const BlockWeights& block : w.layers) moe_layers += block.is_moe ? 1 : 0;
+  ASSERT_GT(moe_layers, 0);
+  ThreadPool pool(2);
+  Model model(w, pool, {.max_batch_tokens = 32, .max_context = 64});
+  std::vector<float> logits(2 * c.vocab_size);
+  const int32_t token = 42;
+  KvCache a = model.NewCache(64), b = model.NewCache(64);
+  SequenceChunk one{&a, {&token, 1}, false};
+  int64_t before = model.routed_experts_read();
+  model.Forward({&one, 1}, std::span(logits).first(c.vocab_size));
+  EXPECT_EQ(model.routed_experts_read() - before, moe_layers * c.num_experts_per_tok);
+  a.Clear();
+  SequenceChunk same[] = {{&a, {&token, 1}, false}, {&b, {&token, 1}, false}};
+  before = model.routed_experts_read();
+  model.Forward(same, logits);
+  EXPECT_EQ(model.routed_experts_read() - before, moe_layers * c.num_experts_per_tok);
+  // Many different tokens read more experts, but never more than a layer has.
+  a.Clear();
+  const auto tokens = Tokens(30);
+  SequenceChunk many{&a, tokens, false};
+  before = model.routed_experts_read();
+  model.Forward({&many, 1}, std::span(logits).first(c.vocab_size));
+  const int64_t read = model.routed_experts_read() - before;
+  EXPECT_GT(read, moe_layers * c.num_experts_per_tok);
+  EXPECT_LE(read, moe_layers * c.n_routed_experts);
+}
+
 TEST(Forward, MtpDraftsWithItsOwnCacheIncrementally) {
   const Weights w = Weights::Load(TinyModelDir("tiny-v3", StorageType::kF32));
   ASSERT_TRUE(w.mtp.has_value());

@@ -1,0 +1,55 @@
+#!/bin/sh
+# `whale bench --json` on a random tiny-v3 checkpoint: every documented field is there and
+# consistent (README, "Speed and whale bench"). The figures themselves are not checked: speed is
+# measured by benchmarks, not by tests.
+# Usage: bench_json_test.sh PATH/TO/whale [PATH/TO/node]
+set -u
+whale=$1
+node=${2:-node}
+dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$dir"' EXIT
+"$whale" init --preset tiny-v3 --dtype bf16 --out "$dir/model" >/dev/null || exit 1
+if ! "$whale" bench --model "$dir/model" -p 8 -n 4 -b 4 -t 2 --bandwidth-mib 64 --json \
+    >"$dir/bench.json"; then
+  echo "FAIL: whale bench exited with an error"
+  exit 1
+fi
+cat "$dir/bench.json"
+if "$whale" bench --model "$dir/model" -b 0 >/dev/null 2>"$dir/err"; then
+  echo "FAIL: -b 0 was accepted"
+  exit 1
+fi
+grep -q -- "--batch 0" "$dir/err" || { echo "FAIL: -b 0 gave no clear error:"; cat "$dir/err"; exit 1; }
+if ! command -v "$node" >/dev/null; then
+  echo "SKIP: node is not installed (scripts/install-deps.sh installs it); the JSON went unchecked"
+  exit 77
+fi
+"$node" - "$dir/bench.json" "$dir/model/config.json" <<'JS'
+const fs = require('fs');
+const j = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const c = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
+const fail = (m) => { console.log('FAIL: ' + m); process.exit(1); };
+const positive = ['prefill_tok_s', 'decode_tok_s', 'read_bandwidth_gb_s', 'matmul_peak_gflop_s',
+  'decode_weight_bytes_per_token', 'decode_kv_bytes_per_token', 'prefill_flop_per_token',
+  'decode_roofline', 'prefill_roofline', 'batch_decode_tok_s', 'batch_decode_speedup',
+  'batch_decode_roofline', 'batch_experts_per_moe_layer', 'batch_decode_bytes_per_step',
+  'batch_decode_bound_roofline', 'peak_rss_mib'];
+for (const k of positive)
+  if (!(typeof j[k] === 'number' && Number.isFinite(j[k]) && j[k] > 0)) fail(k + ' = ' + j[k]);
+if (j.batch !== 4 || j.threads !== 2 || j.prompt_tokens !== 8 || j.decode_tokens !== 4)
+  fail('the run settings are not echoed');
+// Each MoE layer of a step reads at least one sequence's top-k and at most all its experts.
+const e = j.batch_experts_per_moe_layer;
+if (e < c.num_experts_per_tok || e > c.n_routed_experts) fail('experts per layer ' + e);
+// A step of 4 sequences reads at least what one token does, and at most 4 times that.
+const one = j.decode_weight_bytes_per_token + j.decode_kv_bytes_per_token;
+if (j.batch_decode_bytes_per_step < one || j.batch_decode_bytes_per_step > 4 * one)
+  fail('bytes per step ' + j.batch_decode_bytes_per_step + ' against ' + one + ' per token');
+if (!['memory', 'compute'].includes(j.batch_decode_bound)) fail('bound ' + j.batch_decode_bound);
+// The bound is the larger of the memory and compute times, so never below the compute share.
+if (j.batch_decode_bound_roofline < j.batch_decode_roofline * (1 - 1e-9))
+  fail('bound roofline below the peak share');
+if (Math.abs(j.batch_decode_speedup - j.batch_decode_tok_s / j.decode_tok_s) > 1e-9 * j.batch_decode_speedup)
+  fail('speedup is not batched / batch-1');
+console.log('ok');
+JS

@@ -301,9 +301,9 @@ TEST_F(ForEachTarget, MatchesReference) {
     // (short rows) or 2-3 (long rows), side by side beyond.
     for (DType dtype : {DType::F32, DType::BF16, DType::F8_E4M3}) {
       const TestWeight short_rows = RandomWeight(dtype, 4100, 131, rng);
-      for (int64_t n : {1, 2, 3, 4, 5, 8}) ExpectMatchesReference(short_rows, n, rng, &pool);
+      for (int64_t n : {2, 3, 4, 5}) ExpectMatchesReference(short_rows, n, rng, &pool);
       const TestWeight long_rows = RandomWeight(dtype, 400, 1500, rng);
-      for (int64_t n : {2, 3, 4}) ExpectMatchesReference(long_rows, n, rng, &pool);
+      for (int64_t n : {2, 3}) ExpectMatchesReference(long_rows, n, rng, &pool);
     }
   }
 }
@@ -319,6 +319,12 @@ TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
   std::vector<uint8_t> tall;
   for (int64_t r = 0; r < tall_rows; ++r) tall.insert(tall.end(), codes.begin(), codes.end());
   const std::vector<float> tall_scales(2 * ((tall_rows + 127) / 128), 0.37f);
+  // Every code in every column of a matrix of over 512 KiB with short rows.
+  constexpr int64_t kNarrowRows = 8200, kNarrowCols = 64;
+  std::vector<uint8_t> narrow(kNarrowRows * kNarrowCols);
+  for (int64_t i = 0; i < kNarrowRows * kNarrowCols; ++i)
+    narrow[i] = codes[i % static_cast<int64_t>(codes.size())];
+  const std::vector<float> narrow_scales((kNarrowRows + 127) / 128, 0.37f);
   for (int64_t target : SupportedSimdTargets()) {
     ForceSimdTarget(target);
     for (bool nan_free : {false, true})
@@ -335,22 +341,36 @@ TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
                 << SimdTargetName(target) << " code " << int{codes[k]} << " n=" << count
                 << " nan_free=" << nan_free;
           }
-          std::vector<float> y_tall(count * tall_rows);
-          MatMul(y_tall, x, count,
-                 {DType::F8_E4M3, tall.data(), tall_rows, cols, tall_scales.data(), nan_free},
-                 nullptr);
-          for (int64_t t = 0; t < count; ++t)
+          if (count == 1) {
+            std::vector<float> y_tall(tall_rows);
+            MatMul(y_tall, x, 1,
+                   {DType::F8_E4M3, tall.data(), tall_rows, cols, tall_scales.data(), nan_free},
+                   nullptr);
             for (int64_t r : {int64_t{0}, tall_rows - 1})
-              ASSERT_EQ(y_tall[t * tall_rows + r], F8E4M3ToF32(codes[first + t]) * 0.37f)
-                  << SimdTargetName(target) << " code " << int{codes[first + t]} << " row " << r
-                  << " n=" << count;
+              ASSERT_EQ(y_tall[r], F8E4M3ToF32(codes[first]) * 0.37f)
+                  << SimdTargetName(target) << " code " << int{codes[first]} << " row " << r;
+          }
         }
+    // The tiles that read a big matrix's rows in turn (4 tokens, 64-column rows), every code in
+    // every column: row r holds the codes from (r * 64) mod 254 on.
+    for (bool nan_free : {false, true})
+      for (int64_t j0 = 0; j0 < kNarrowCols; j0 += 4) {
+        std::vector<float> x(4 * kNarrowCols, 0.0f), y(4 * kNarrowRows);
+        for (int64_t t = 0; t < 4; ++t) x[t * kNarrowCols + j0 + t] = 1.0f;
+        MatMul(y, x, 4,
+               {DType::F8_E4M3, narrow.data(), kNarrowRows, kNarrowCols, narrow_scales.data(),
+                nan_free},
+               nullptr);
+        for (int64_t t = 0; t < 4; ++t)
+          for (int64_t r = 0; r < kNarrowRows; ++r)
+            ASSERT_EQ(y[t * kNarrowRows + r], F8E4M3ToF32(narrow[r * kNarrowCols + j0 + t]) * 0.37f)
+                << SimdTargetName(target) << " row " << r << " column " << j0 + t;
+      }
     // A NaN code anywhere in a row (vector body or tail, either sign) makes that row NaN and
     // leaves its neighbours alone.
     for (int64_t nan_col : {0, 5, 64, 200})
       for (uint8_t nan_code : {uint8_t{0x7F}, uint8_t{0xFF}})
-        for (auto [n, rows] :
-             {std::pair<int64_t, int64_t>{1, 3}, {6, 3}, {1, 3000}, {3, 3000}, {6, 3000}}) {
+        for (auto [n, rows] : {std::pair<int64_t, int64_t>{1, 3}, {6, 3}, {1, 3000}, {3, 3000}}) {
           const int64_t c = 203;  // 3000 rows: big enough to be read row after row
           std::vector<uint8_t> data(rows * c, 0x38);  // 1.0
           data[1 * c + nan_col] = nan_code;

@@ -244,7 +244,7 @@ int Bench(const BenchFlags& f) {
   const double decode_flops = 2.0 * active.elements + AttentionFlops(c, decode_position);
   const double batch_roofline = decode_flops * batch_decode / (peak * 1e9);
   // But a routed expert is read only when a sequence of the step chose it: with a token or two
-  // per expert a step is bound by memory instead (small-v3, 8 sequences: ~35 of 64 experts per
+  // per expert a step is bound by memory instead (small-v3, 8 sequences: ~31 of 64 experts per
   // layer). The step's bound is the larger of its bytes over the read bandwidth (the weights every
   // step reads, the experts these steps actually read, every sequence's cache) and its FLOPs over
   // the MatMul peak.

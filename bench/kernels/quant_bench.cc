@@ -5,10 +5,12 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <random>
 #include <vector>
 
+#include "kernels/matmul.h"
 #include "kernels/probe.h"
 #include "kernels/quant.h"
 #include "kernels/quant_matmul.h"
@@ -94,6 +96,52 @@ void BM_QuantMatMulRef(benchmark::State& state) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Absorbed attention's query product for one head, q_lat[n, cols] = q_nope[n, rows] · W_UK
+// (V2-Lite and V3: 128 x 512): in place from int8 / int4 codes (MatMulQuantUntransposed), or
+// through a transposed F32 copy of W_UK (MatMul of [cols, rows]), which other dtypes use. The
+// weights rotate through 256 MiB of copies, so every call reads from DRAM as a decode step does.
+// Reports GB/s of weight bytes and weights per second. Arguments: form (0 int8, 1 int4, 2 the F32
+// copy), n, rows, cols; one thread (each head is one task).
+void BM_AbsorbQueries(benchmark::State& state) {
+  const int64_t form = state.range(0), n = state.range(1), rows = state.range(2),
+                cols = state.range(3);
+  std::mt19937 rng(99);
+  const QuantFormat format = form == 1 ? QuantFormat::kInt4 : QuantFormat::kInt8;
+  const size_t bytes = form == 2 ? static_cast<size_t>(rows * cols) * sizeof(float)
+                                 : static_cast<size_t>(QuantStoredBytes(format, rows, cols));
+  const size_t n_copies = kQuantBytesInRotation / bytes + 1;
+  AlignedBuffer pool_bytes(n_copies * bytes);
+  auto* base = static_cast<uint8_t*>(pool_bytes.data());
+  if (form == 2) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (size_t i = 0; i < n_copies * bytes / sizeof(float); ++i)
+      reinterpret_cast<float*>(base)[i] = normal(rng);
+  } else {
+    const QuantCopy first = MakeQuantWeight(format, rows, cols, rng);
+    for (size_t i = 0; i < n_copies; ++i) std::memcpy(base + i * bytes, first.codes.data(), bytes);
+  }
+  std::vector<float> x(static_cast<size_t>(n * rows)), y(static_cast<size_t>(n * cols));
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (float& v : x) v = uniform(rng);
+  size_t next = 0;
+  for (auto _ : state) {
+    void* data = base + next * bytes;
+    if (form == 2) {
+      MatMul(y, x, n, WeightMatrix{DType::F32, data, cols, rows}, nullptr);
+    } else {
+      MatMulQuantUntransposed(y, x, n,
+                              WeightMatrix{form == 0 ? DType::I8 : DType::U8, data, rows, cols});
+    }
+    benchmark::DoNotOptimize(y.data());
+    next = (next + 1) % n_copies;
+  }
+  state.SetLabel(form == 2 ? "F32 copy" : std::string(QuantFormatName(format)) + " in place");
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(bytes) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["Gweights/s"] = benchmark::Counter(static_cast<double>(rows * cols) * 1e-9,
+                                                    benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void QuantArgs(benchmark::internal::Benchmark* b) {
   for (int64_t threads : {1, 2})
     for (int64_t n : {1, 128})
@@ -105,6 +153,9 @@ void QuantArgs(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_QuantMatMul)->Apply(QuantArgs);
+BENCHMARK(BM_AbsorbQueries)
+    ->ArgsProduct({{0, 1, 2}, {1, 4, 64}, {128}, {512}})
+    ->ArgNames({"form", "n", "rows", "cols"});
 BENCHMARK(BM_QuantMatMulRef)
     ->Args({0, 1, 256, 2048})
     ->Args({1, 1, 256, 2048})

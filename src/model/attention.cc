@@ -10,6 +10,7 @@
 #include "kernels/activation.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
+#include "kernels/quant_matmul.h"
 #include "kernels/rope.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -121,17 +122,27 @@ void Model::Attention(const MlaWeights& w, int64_t cache_layer,
   MatMul(out, std::span<const float>(attn_out_, n * heads * dv), n, w.o, &pool_);
 }
 
-const float* Model::AbsorbedKeyWeight(const MlaWeights& w) const {
-  const int64_t per_module =
-      config_.num_attention_heads * config_.kv_lora_rank * config_.qk_nope_head_dim;
-  for (size_t m = 0; m < absorbed_modules_.size(); ++m)
-    if (absorbed_modules_[m] == &w) return absorbed_keys_.as<float>().data() + m * per_module;
-  Fail("attention weights that this model was not built with");
+void Model::AbsorbQueries(const MlaWeights& w, int64_t head, int64_t b,
+                          std::span<const float> q_nope, std::span<float> q_lat) const {
+  const int64_t r = config_.kv_lora_rank, nope = config_.qk_nope_head_dim;
+  const auto module = std::find(absorbed_modules_.begin(), absorbed_modules_.end(), &w);
+  if (module == absorbed_modules_.end())
+    Fail("attention weights that this model was not built with");
+  if (const float* keys = absorbed_keys_of_[module - absorbed_modules_.begin()]) {
+    const WeightMatrix uk{DType::F32, keys + head * r * nope, r, nope};  // W_UK^hᵀ [r, nope]
+    MatMul(q_lat, q_nope, b, uk, nullptr);
+    return;
+  }
+  WeightMatrix uk;  // W_UK^h [nope, r]: the head's first nope rows of kv_b, in place
+  const int64_t first = head * (nope + config_.v_head_dim);
+  if (!ViewRows(w.kv_b, first, first + nope, &uk))
+    Fail("kv_b rows ", first, "..", first + nope, " cannot be read in place");
+  MatMulQuantUntransposed(q_lat, q_nope, b, uk);
 }
 
 // Absorbed attention, every head of every chunk as matrix products over the latent cache (the
 // cache rows are shared by all heads, MQA-like):
-//   q_abs = W_UK^hᵀ q_nope          [b, r]      (W_UK^hᵀ precomputed, F32)
+//   q_abs = W_UK^hᵀ q_nope          [b, r]      (AbsorbQueries)
 //   S     = [q_abs | q_pe] · Cᵀ     [b, len]    (C = cache rows [len, r + rope])
 //   P     = softmax(scale · S) over each token's causal prefix, zero after it
 //   U     = P · C[:, :r]            [b, r]      (via the transposed latent, shared by heads)
@@ -149,7 +160,6 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
   const int64_t row = r + rope;
   const int64_t head_rows = nope + dv;
   const int64_t L = options_.max_context;
-  const float* uk_t = AbsorbedKeyWeight(w);  // [heads, r, nope]
   const bool decode_step =
       static_cast<int64_t>(batch.size()) <= kAttentionBlock &&
       std::all_of(batch.begin(), batch.end(), [](const auto& ch) { return ch.tokens.size() == 1; });
@@ -171,15 +181,14 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
       float* o = att_o_ + worker * kAttentionBlock * dv;          // [b, dv]
       float* w_value = head_weight_ + worker * head_rows * r;     // [dv, r] when not viewable
       for (size_t h = begin; h < end; ++h) {
-        const WeightMatrix uk{DType::F32, uk_t + h * r * nope, r, nope};
         const WeightMatrix uv = ValueWeight(w.kv_b, static_cast<int64_t>(h), nope, dv, w_value);
         for (int64_t b0 = 0; b0 < len; b0 += kAttentionBlock) {
           const int64_t b = std::min(kAttentionBlock, len - b0);
           for (int64_t i = 0; i < b; ++i)
             std::memcpy(q_nope + i * nope, q_ + ((first + b0 + i) * heads + h) * qk,
                         nope * sizeof(float));
-          MatMul(std::span<float>(mixed, b * r), std::span<const float>(q_nope, b * nope), b, uk,
-                 nullptr);
+          AbsorbQueries(w, static_cast<int64_t>(h), b, std::span<const float>(q_nope, b * nope),
+                        std::span<float>(mixed, b * r));
           for (int64_t i = 0; i < b; ++i) {
             std::memcpy(q_abs + i * row, mixed + i * r, r * sizeof(float));
             std::memcpy(q_abs + i * row + r, q_ + ((first + b0 + i) * heads + h) * qk + nope,
@@ -222,7 +231,6 @@ void Model::DecodeAttention(const MlaWeights& w, int64_t cache_layer,
   const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, dv = c.v_head_dim;
   const int64_t r = c.kv_lora_rank, row = r + rope, L = options_.max_context;
   const int64_t b = static_cast<int64_t>(batch.size());
-  const float* uk_t = AbsorbedKeyWeight(w);  // [heads, r, nope]
 
   pool_.ParallelFor(heads, 1, [&](size_t begin, size_t end, int worker) {
     float* q_nope = att_qn_ + worker * kAttentionBlock * nope;  // [b, nope]
@@ -230,9 +238,8 @@ void Model::DecodeAttention(const MlaWeights& w, int64_t cache_layer,
     for (size_t h = begin; h < end; ++h) {
       for (int64_t t = 0; t < b; ++t)
         std::memcpy(q_nope + t * nope, q_ + (t * heads + h) * qk, nope * sizeof(float));
-      const WeightMatrix uk{DType::F32, uk_t + h * r * nope, r, nope};
-      MatMul(std::span<float>(q_lat, b * r), std::span<const float>(q_nope, b * nope), b, uk,
-             nullptr);
+      AbsorbQueries(w, static_cast<int64_t>(h), b, std::span<const float>(q_nope, b * nope),
+                    std::span<float>(q_lat, b * r));
       for (int64_t t = 0; t < b; ++t) {
         float* dst = dec_q_ + (t * heads + h) * row;  // [row]
         std::memcpy(dst, q_lat + t * r, r * sizeof(float));

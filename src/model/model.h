@@ -137,10 +137,15 @@ class Model {
   float* slot_up_;                     // [p, moe_intermediate]
   float* mtp_concat_;                  // [n, 2 * hidden]
 
-  // Absorbed attention (attention.cc). W_UK^h transposed and dequantized once at construction,
-  // per attention module (main layers, then MTP): [heads, kv_lora_rank, qk_nope].
-  const float* AbsorbedKeyWeight(const MlaWeights& w) const;
-  std::vector<const MlaWeights*> absorbed_modules_;
+  // Absorbed attention (attention.cc). q_lat[b, kv_lora_rank] = q_nope[b, qk_nope] · W_UK^h for
+  // one head. int8 / int4 kv_b rows are read in place (MatMulQuantUntransposed), so a decode
+  // step reads W_UK in its stored bytes; other types use W_UK^h transposed and dequantized once
+  // at construction (exact in F32).
+  void AbsorbQueries(const MlaWeights& w, int64_t head, int64_t b, std::span<const float> q_nope,
+                     std::span<float> q_lat) const;
+  std::vector<const MlaWeights*> absorbed_modules_;  // main layers, then MTP
+  // Per module: its [heads, kv_lora_rank, qk_nope] in absorbed_keys_, or nullptr when in place.
+  std::vector<const float*> absorbed_keys_of_;
   AlignedBuffer absorbed_keys_;
   float* latent_t_;  // [kv_lora_rank, L]: a chunk's latent cache, transposed
   float* att_q_;     // [workers, kAttentionBlock, kv_lora_rank + qk_rope]: absorbed queries

@@ -14,6 +14,7 @@
 #include "kernels/probe.h"
 #include "kernels/quant.h"
 #include "kernels/quant_matmul.h"
+#include "tensor/dtype.h"
 #include "util/aligned_buffer.h"
 #include "util/thread_pool.h"
 
@@ -97,45 +98,61 @@ void BM_QuantMatMulRef(benchmark::State& state) {
 }
 
 // Absorbed attention's query product for one head, q_lat[n, cols] = q_nope[n, rows] · W_UK
-// (V2-Lite and V3: 128 x 512): in place from int8 / int4 codes (MatMulQuantUntransposed), or
-// through a transposed F32 copy of W_UK (MatMul of [cols, rows]), which other dtypes use. The
-// weights rotate through 256 MiB of copies, so every call reads from DRAM as a decode step does.
-// Reports GB/s of weight bytes and weights per second. Arguments: form (0 int8, 1 int4, 2 the F32
-// copy), n, rows, cols; one thread (each head is one task).
+// (V2-Lite and V3: 128 x 512): MatMulUntransposed on the head's rows in their stored type (int8,
+// int4, BF16, FP8), or, as before it, MatMul over a transposed F32 copy of W_UK ([cols, rows]).
+// The weights rotate through 256 MiB of copies, so every call reads from DRAM as a decode step
+// does. Reports GB/s of weight bytes and weights per second. Arguments: form (0 int8, 1 int4,
+// 2 BF16, 3 FP8, 4 the F32 copy), n, rows, cols; one thread (each head is one task).
 void BM_AbsorbQueries(benchmark::State& state) {
   const int64_t form = state.range(0), n = state.range(1), rows = state.range(2),
                 cols = state.range(3);
+  constexpr DType kForms[] = {DType::I8, DType::U8, DType::BF16, DType::F8_E4M3, DType::F32};
+  const DType dtype = kForms[form];
+  const bool copy = form == 4;
   std::mt19937 rng(99);
-  const QuantFormat format = form == 1 ? QuantFormat::kInt4 : QuantFormat::kInt8;
-  const size_t bytes = form == 2 ? static_cast<size_t>(rows * cols) * sizeof(float)
-                                 : static_cast<size_t>(QuantStoredBytes(format, rows, cols));
+  const QuantFormat format = dtype == DType::U8 ? QuantFormat::kInt4 : QuantFormat::kInt8;
+  const bool quantized = dtype == DType::I8 || dtype == DType::U8;
+  const size_t bytes = quantized ? static_cast<size_t>(QuantStoredBytes(format, rows, cols))
+                                 : static_cast<size_t>(rows * cols) * SizeOf(dtype);
   const size_t n_copies = kQuantBytesInRotation / bytes + 1;
-  AlignedBuffer pool_bytes(n_copies * bytes);
-  auto* base = static_cast<uint8_t*>(pool_bytes.data());
-  if (form == 2) {
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (size_t i = 0; i < n_copies * bytes / sizeof(float); ++i)
-      reinterpret_cast<float*>(base)[i] = normal(rng);
-  } else {
+  AlignedBuffer all_copies(n_copies * bytes);
+  auto* base = static_cast<uint8_t*>(all_copies.data());
+  if (quantized) {
     const QuantCopy first = MakeQuantWeight(format, rows, cols, rng);
     for (size_t i = 0; i < n_copies; ++i) std::memcpy(base + i * bytes, first.codes.data(), bytes);
+  } else {
+    // Random bytes: N(0, 1)-like values do not change the speed of a decode that has no branch.
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (size_t i = 0; i < bytes; ++i) base[i] = static_cast<uint8_t>(byte(rng));
+    if (dtype == DType::F8_E4M3)
+      for (size_t i = 0; i < bytes; ++i) base[i] &= 0x77;  // finite codes of moderate size
+    if (dtype == DType::F32 || dtype == DType::BF16) {
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      std::vector<float> values(static_cast<size_t>(rows * cols));
+      for (float& v : values) v = normal(rng);
+      ConvertFromF32(dtype, values, base);
+    }
+    for (size_t i = 1; i < n_copies; ++i) std::memcpy(base + i * bytes, base, bytes);
   }
+  const std::vector<float> scales(static_cast<size_t>(((rows + 127) / 128) * ((cols + 127) / 128)),
+                                  0.01f);
   std::vector<float> x(static_cast<size_t>(n * rows)), y(static_cast<size_t>(n * cols));
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (float& v : x) v = uniform(rng);
   size_t next = 0;
   for (auto _ : state) {
-    void* data = base + next * bytes;
-    if (form == 2) {
+    const void* data = base + next * bytes;
+    if (copy) {
       MatMul(y, x, n, WeightMatrix{DType::F32, data, cols, rows}, nullptr);
     } else {
-      MatMulQuantUntransposed(y, x, n,
-                              WeightMatrix{form == 0 ? DType::I8 : DType::U8, data, rows, cols});
+      const WeightMatrix w{
+          dtype, data, rows, cols, dtype == DType::F8_E4M3 ? scales.data() : nullptr, true};
+      MatMulUntransposed(y, x, n, w, 0, rows);
     }
     benchmark::DoNotOptimize(y.data());
     next = (next + 1) % n_copies;
   }
-  state.SetLabel(form == 2 ? "F32 copy" : std::string(QuantFormatName(format)) + " in place");
+  state.SetLabel(copy ? "F32 copy" : std::string(Name(dtype)) + " in place");
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(bytes) * 1e-9,
                                               benchmark::Counter::kIsIterationInvariantRate);
   state.counters["Gweights/s"] = benchmark::Counter(static_cast<double>(rows * cols) * 1e-9,
@@ -154,7 +171,7 @@ void QuantArgs(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_QuantMatMul)->Apply(QuantArgs);
 BENCHMARK(BM_AbsorbQueries)
-    ->ArgsProduct({{0, 1, 2}, {1, 4, 64}, {128}, {512}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 4, 64}, {128}, {512}})
     ->ArgNames({"form", "n", "rows", "cols"});
 BENCHMARK(BM_QuantMatMulRef)
     ->Args({0, 1, 256, 2048})

@@ -67,6 +67,21 @@ void MatMulRef(std::span<float> y, std::span<const float> x, int64_t n, const We
 void DequantizeRows(std::span<float> out, const WeightMatrix& w, int64_t row_begin,
                     int64_t row_end);
 
+// y[n, cols] = x[n, row_end - row_begin] · W[row_begin:row_end, :]: rows of W themselves, not
+// transposed as in MatMul (absorbed attention multiplies q_nope by W_UK^h straight from a head's
+// rows of kv_b, with no transposed copy). Any dtype MatMul takes, any row range; one thread. x is
+// used as given, not quantized or rounded: row i's coefficient x[t, i] (times its 128-column
+// block scale for FP8, its group scale for int8 / int4) is rounded once, and each decoded weight
+// times it is summed in F32 over the rows. FP8 NaN codes give NaN. Throws whale::Error on an
+// unsupported dtype, a range outside [0, rows), or spans other than x = n * (row_end -
+// row_begin) and y = n * cols.
+void MatMulUntransposed(std::span<float> y, std::span<const float> x, int64_t n,
+                        const WeightMatrix& w, int64_t row_begin, int64_t row_end);
+// Its reference: the rows dequantized as DequantizeRows does, products and sums in double, one
+// rounding to F32 at the end.
+void MatMulUntransposedRef(std::span<float> y, std::span<const float> x, int64_t n,
+                           const WeightMatrix& w, int64_t row_begin, int64_t row_end);
+
 // Rows [begin, end) of w as a matrix of their own, sharing w's memory. False (out untouched)
 // when they cannot be viewed: FP8 needs begin to be a multiple of kWeightScaleBlock (its scale
 // blocks are shared by 128 rows), int8 / int4 a multiple of kQuantRowBlock (rows are stored

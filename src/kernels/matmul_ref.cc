@@ -3,6 +3,9 @@
 // matmul.cc, no reassociation).
 #include "kernels/matmul.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "kernels/quant.h"
 #include "kernels/quant_matmul.h"
 
@@ -92,6 +95,29 @@ void DequantizeRows(std::span<float> out, const WeightMatrix& w, int64_t row_beg
     if (w.dtype != DType::F8_E4M3) continue;
     const float* scales = w.block_scales + (i / kWeightScaleBlock) * ScaleGridCols(w);
     for (int64_t j = 0; j < w.cols; ++j) row[j] *= scales[j / kWeightScaleBlock];
+  }
+}
+
+void MatMulUntransposedRef(std::span<float> y, std::span<const float> x, int64_t n,
+                           const WeightMatrix& w, int64_t row_begin, int64_t row_end) {
+  ValidateWeightMatrix(w, "MatMulUntransposedRef");
+  if (row_begin < 0 || row_end < row_begin || row_end > w.rows)
+    Fail("MatMulUntransposedRef: rows [", row_begin, ", ", row_end, ") are not within [0, ", w.rows,
+         ")");
+  const int64_t rows = row_end - row_begin, cols = w.cols;
+  if (n < 0 || static_cast<int64_t>(x.size()) != n * rows ||
+      static_cast<int64_t>(y.size()) != n * cols)
+    Fail("MatMulUntransposedRef: x has ", x.size(), " values and y ", y.size(), ", expected ", n,
+         " x ", rows, " and ", n, " x ", cols);
+  std::vector<float> weights(static_cast<size_t>(rows * cols));  // [rows, cols]
+  DequantizeRows(weights, w, row_begin, row_end);
+  std::vector<double> acc(static_cast<size_t>(cols));  // [cols]
+  for (int64_t t = 0; t < n; ++t) {
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j)
+        acc[j] += static_cast<double>(x[t * rows + i]) * static_cast<double>(weights[i * cols + j]);
+    for (int64_t j = 0; j < cols; ++j) y[t * cols + j] = static_cast<float>(acc[j]);
   }
 }
 

@@ -31,14 +31,9 @@ void MatMulInt8(std::span<float> y, std::span<const float> x, int64_t n, const W
 void MatMulInt4(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w,
                 ThreadPool* pool);
 
-// y[n, cols] = x[n, rows] · W for an I8 / U8 weight W[rows, cols]: W itself, where MatMulInt8
-// and MatMulInt4 multiply by Wᵀ (absorbed attention takes W_UK^hᵀ q from kv_b's stored rows this
-// way, with no transposed copy). x is not quantized: each (row, group) gets the F32 coefficient
-// x · scale (one rounding), and each code times it is summed in F32. One thread; the result does
-// not depend on the SIMD target beyond rounding. Throws whale::Error on a wrong dtype or span
-// sizes other than x = n * rows, y = n * cols.
+// MatMulUntransposed (kernels/matmul.h) for I8 / U8 weights; arguments already validated.
 void MatMulQuantUntransposed(std::span<float> y, std::span<const float> x, int64_t n,
-                             const WeightMatrix& w);
+                             const WeightMatrix& w, int64_t row_begin, int64_t row_end);
 
 // The Highway target the fast kernels dispatch to now, e.g. "AVX2" (for reports and benches).
 const char* QuantMatMulTarget();
@@ -49,11 +44,6 @@ const char* QuantMatMulTarget();
 // rounding to F32 at the end. So fast vs reference differ only by F32 rounding of the scaled
 // group sums; the activation quantization error itself is measured separately (quant tests).
 void MatMulQuantRef(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w);
-
-// The reference of MatMulQuantUntransposed: W dequantized exactly (DequantizeRowsQuant), x as
-// given, products and sums in double, one rounding to F32 at the end.
-void MatMulQuantUntransposedRef(std::span<float> y, std::span<const float> x, int64_t n,
-                                const WeightMatrix& w);
 
 // out[row_end - row_begin, cols] = rows [row_begin, row_end) of W in F32: code · F16 scale
 // (int4: (code - 8) · scale), exact in F32 (an 8-bit integer times an F16 fits F32's mantissa).

@@ -1,5 +1,4 @@
 // The scalar references of quant_matmul.h.
-#include <algorithm>
 #include <vector>
 
 #include "kernels/quant.h"
@@ -53,26 +52,6 @@ void MatMulQuantRef(std::span<float> y, std::span<const float> x, int64_t n,
       for (int64_t k = 0; k < cols; ++k) acc += static_cast<double>(weights[r * cols + k]) * a[k];
       y[t * rows + r] = static_cast<float>(acc);
     }
-  }
-}
-
-void MatMulQuantUntransposedRef(std::span<float> y, std::span<const float> x, int64_t n,
-                                const WeightMatrix& w) {
-  ValidateQuantWeight(w, "MatMulQuantUntransposedRef");
-  const int64_t rows = w.rows, cols = w.cols;
-  if (n < 0 || static_cast<int64_t>(x.size()) != n * rows ||
-      static_cast<int64_t>(y.size()) != n * cols)
-    Fail("MatMulQuantUntransposedRef: x has ", x.size(), " values and y ", y.size(), ", expected ",
-         n, " x ", rows, " and ", n, " x ", cols);
-  std::vector<float> weights(static_cast<size_t>(rows * cols));  // [rows, cols]
-  DequantizeRowsQuant(weights, w, 0, rows);
-  std::vector<double> acc(static_cast<size_t>(cols));  // [cols]
-  for (int64_t t = 0; t < n; ++t) {
-    std::fill(acc.begin(), acc.end(), 0.0);
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < cols; ++j)
-        acc[j] += static_cast<double>(x[t * rows + i]) * static_cast<double>(weights[i * cols + j]);
-    for (int64_t j = 0; j < cols; ++j) y[t * cols + j] = static_cast<float>(acc[j]);
   }
 }
 

@@ -1,5 +1,6 @@
-// y = x · W against whale's int8 / int4 block-quantized weights (quant_matmul.h,
-// MatMulQuantUntransposed), read in their stored interleaved blocks (kernels/quant.h, STORAGE).
+// y = x · W[row_begin:row_end] against whale's int8 / int4 block-quantized weights
+// (MatMulUntransposed in kernels/matmul.h), read in their stored interleaved blocks
+// (kernels/quant.h, STORAGE).
 //
 // Output j sums down W's column j: y[t, j] = Σ_i x[t, i] · scale[i, g(j)] · code[i, j]. The
 // scale varies with the row inside that sum, so there is no integer dot to take; instead each
@@ -63,13 +64,13 @@ inline void Accumulate(float* acc, const __m256 w[4], const __m256 coef[4]) {
   _mm256_storeu_ps(acc, v);
 }
 
-// Tokens [t0, t0 + tile) over the whole matrix into acc ([tile, groups, 8, 8], zeroed here) and,
-// for int4, the coefficient sums csum ([tile, groups, 8 lanes]).
+// Tokens [t0, t0 + tile) over rows [row_begin, row_end) into acc ([tile, groups, 8, 8], zeroed
+// here) and, for int4, the coefficient sums csum ([tile, groups, 8 lanes]).
 template <bool kInt4>
-void TileColumns(const WeightMatrix& w, const float* x, int64_t t0, int64_t tile, float* acc,
-                 float* csum) {
+void TileColumns(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x,
+                 int64_t t0, int64_t tile, float* acc, float* csum) {
   const QuantFormat format = kInt4 ? QuantFormat::kInt4 : QuantFormat::kInt8;
-  const int64_t rows = w.rows, cols = w.cols, groups = QuantGroups(cols);
+  const int64_t rows = row_end - row_begin, cols = w.cols, groups = QuantGroups(cols);
   const int64_t block_bytes = QuantBlockBytes(format, cols);
   const int64_t per_token = groups * kGroupSlots * 8;
   std::fill(acc, acc + tile * per_token, 0.0f);
@@ -80,15 +81,17 @@ void TileColumns(const WeightMatrix& w, const float* x, int64_t t0, int64_t tile
     spread[m] =
         _mm256_setr_epi32(2 * m, 2 * m, 2 * m, 2 * m, 2 * m + 1, 2 * m + 1, 2 * m + 1, 2 * m + 1);
   const auto* data = static_cast<const uint8_t*>(w.data);
-  for (int64_t rb = 0; rb < QuantRowBlocks(rows); ++rb) {
+  for (int64_t rb = row_begin / kQuantRowBlock; rb < QuantRowBlocks(row_end); ++rb) {
     const uint8_t* block = data + rb * block_bytes;
-    // The block's 8 activations per token; rows past the matrix (padding) count as 0.
-    const int64_t valid = std::min<int64_t>(kQuantRowBlock, rows - rb * kQuantRowBlock);
+    // The block's 8 activations per token; its rows outside [row_begin, row_end) (another
+    // head's, or the padding past the matrix) count as 0.
+    const int64_t first = std::max(row_begin, rb * kQuantRowBlock);
+    const int64_t last = std::min(row_end, (rb + 1) * kQuantRowBlock);
     __m256 xs[kUntransposedTile];
     for (int64_t t = 0; t < tile; ++t) {
       alignas(32) float x8[kQuantRowBlock] = {};
-      std::memcpy(x8, x + (t0 + t) * rows + rb * kQuantRowBlock,
-                  static_cast<size_t>(valid) * sizeof(float));
+      std::memcpy(x8 + (first - rb * kQuantRowBlock), x + (t0 + t) * rows + (first - row_begin),
+                  static_cast<size_t>(last - first) * sizeof(float));
       xs[t] = _mm256_load_ps(x8);
     }
     for (int64_t g = 0; g < groups; ++g) {
@@ -139,7 +142,8 @@ void TileColumns(const WeightMatrix& w, const float* x, int64_t t0, int64_t tile
 }
 
 template <bool kInt4>
-void ColumnsImpl(const WeightMatrix& w, const float* x, int64_t n, float* y) {
+void ColumnsImpl(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x,
+                 int64_t n, float* y) {
   const int64_t cols = w.cols, groups = QuantGroups(cols);
   thread_local std::vector<float> acc_scratch, csum_scratch;
   acc_scratch.resize(static_cast<size_t>(kUntransposedTile * groups * kGroupSlots * 8));
@@ -148,7 +152,7 @@ void ColumnsImpl(const WeightMatrix& w, const float* x, int64_t n, float* y) {
   float* csum = csum_scratch.data();
   for (int64_t t0 = 0; t0 < n; t0 += kUntransposedTile) {
     const int64_t tile = std::min(kUntransposedTile, n - t0);
-    TileColumns<kInt4>(w, x, t0, tile, acc, csum);
+    TileColumns<kInt4>(w, row_begin, row_end, x, t0, tile, acc, csum);
     for (int64_t t = 0; t < tile; ++t) {
       float* yt = y + (t0 + t) * cols;
       for (int64_t g = 0; g < groups; ++g) {
@@ -174,18 +178,19 @@ void ColumnsImpl(const WeightMatrix& w, const float* x, int64_t n, float* y) {
 #else  // portable targets
 
 template <bool kInt4>
-void ColumnsImpl(const WeightMatrix& w, const float* x, int64_t n, float* y) {
+void ColumnsImpl(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x,
+                 int64_t n, float* y) {
   const QuantFormat format = kInt4 ? QuantFormat::kInt4 : QuantFormat::kInt8;
-  const int64_t rows = w.rows, cols = w.cols, groups = QuantGroups(cols);
+  const int64_t rows = row_end - row_begin, cols = w.cols, groups = QuantGroups(cols);
   const auto* data = static_cast<const uint8_t*>(w.data);
   for (int64_t t = 0; t < n; ++t) {
     float* yt = y + t * cols;
     std::fill(yt, yt + cols, 0.0f);
-    for (int64_t i = 0; i < rows; ++i)
+    for (int64_t i = row_begin; i < row_end; ++i)
       for (int64_t g = 0; g < groups; ++g) {
         const uint8_t* scale = data + QuantScaleIndex(format, cols, i, g);
         const float coef =
-            x[t * rows + i] * F16ToF32(static_cast<uint16_t>(scale[0] | scale[1] << 8));
+            x[t * rows + i - row_begin] * F16ToF32(static_cast<uint16_t>(scale[0] | scale[1] << 8));
         for (int64_t col = g * kQuantGroup; col < std::min(cols, (g + 1) * kQuantGroup); ++col) {
           bool high = false;
           const uint8_t byte = data[QuantCodeIndex(format, cols, i, col, &high)];
@@ -200,11 +205,12 @@ void ColumnsImpl(const WeightMatrix& w, const float* x, int64_t n, float* y) {
 
 }  // namespace
 
-void QuantColumns(const WeightMatrix* w, const float* x, int64_t n, float* y) {
+void QuantColumns(const WeightMatrix* w, int64_t row_begin, int64_t row_end, const float* x,
+                  int64_t n, float* y) {
   if (w->dtype == DType::U8)
-    ColumnsImpl<true>(*w, x, n, y);
+    ColumnsImpl<true>(*w, row_begin, row_end, x, n, y);
   else
-    ColumnsImpl<false>(*w, x, n, y);
+    ColumnsImpl<false>(*w, row_begin, row_end, x, n, y);
 }
 
 }  // namespace whale::HWY_NAMESPACE
@@ -216,18 +222,8 @@ namespace whale {
 HWY_EXPORT(QuantColumns);
 
 void MatMulQuantUntransposed(std::span<float> y, std::span<const float> x, int64_t n,
-                             const WeightMatrix& w) {
-  ValidateQuantWeight(w, "MatMulQuantUntransposed");
-  if (n < 0 || static_cast<int64_t>(x.size()) != n * w.rows ||
-      static_cast<int64_t>(y.size()) != n * w.cols)
-    Fail("MatMulQuantUntransposed: x has ", x.size(), " values and y ", y.size(), ", expected ", n,
-         " x ", w.rows, " and ", n, " x ", w.cols);
-  if (n == 0 || w.cols == 0) return;
-  if (w.rows == 0) {
-    std::fill(y.begin(), y.end(), 0.0f);
-    return;
-  }
-  HWY_DYNAMIC_DISPATCH(QuantColumns)(&w, x.data(), n, y.data());
+                             const WeightMatrix& w, int64_t row_begin, int64_t row_end) {
+  HWY_DYNAMIC_DISPATCH(QuantColumns)(&w, row_begin, row_end, x.data(), n, y.data());
 }
 
 }  // namespace whale

@@ -10,7 +10,6 @@
 #include "kernels/activation.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
-#include "kernels/quant_matmul.h"
 #include "kernels/rope.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -124,20 +123,8 @@ void Model::Attention(const MlaWeights& w, int64_t cache_layer,
 
 void Model::AbsorbQueries(const MlaWeights& w, int64_t head, int64_t b,
                           std::span<const float> q_nope, std::span<float> q_lat) const {
-  const int64_t r = config_.kv_lora_rank, nope = config_.qk_nope_head_dim;
-  const auto module = std::find(absorbed_modules_.begin(), absorbed_modules_.end(), &w);
-  if (module == absorbed_modules_.end())
-    Fail("attention weights that this model was not built with");
-  if (const float* keys = absorbed_keys_of_[module - absorbed_modules_.begin()]) {
-    const WeightMatrix uk{DType::F32, keys + head * r * nope, r, nope};  // W_UK^hᵀ [r, nope]
-    MatMul(q_lat, q_nope, b, uk, nullptr);
-    return;
-  }
-  WeightMatrix uk;  // W_UK^h [nope, r]: the head's first nope rows of kv_b, in place
-  const int64_t first = head * (nope + config_.v_head_dim);
-  if (!ViewRows(w.kv_b, first, first + nope, &uk))
-    Fail("kv_b rows ", first, "..", first + nope, " cannot be read in place");
-  MatMulQuantUntransposed(q_lat, q_nope, b, uk);
+  const int64_t first = head * (config_.qk_nope_head_dim + config_.v_head_dim);
+  MatMulUntransposed(q_lat, q_nope, b, w.kv_b, first, first + config_.qk_nope_head_dim);
 }
 
 // Absorbed attention, every head of every chunk as matrix products over the latent cache (the

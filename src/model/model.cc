@@ -5,7 +5,6 @@
 
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
-#include "kernels/quant.h"
 #include "kernels/rope.h"
 #include "util/error.h"
 
@@ -114,36 +113,6 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
   }
   tokens_.resize(n);
 
-  // W_UK^h transposed, per attention module whose kv_b is not read in place (AbsorbQueries):
-  // [r, nope] for each head, exact in F32.
-  for (const BlockWeights& block : weights.layers) absorbed_modules_.push_back(&block.attention);
-  if (weights.mtp) absorbed_modules_.push_back(&weights.mtp->block.attention);
-  const int64_t nope = c.qk_nope_head_dim;
-  const int64_t per_module = h * r * nope;
-  const auto in_place = [&](const MlaWeights* module) {
-    const DType dtype = module->kv_b.dtype;
-    return (dtype == DType::I8 || dtype == DType::U8) && head_rows % kQuantRowBlock == 0;
-  };
-  const int64_t copied = std::count_if(absorbed_modules_.begin(), absorbed_modules_.end(),
-                                       [&](const MlaWeights* m) { return !in_place(m); });
-  absorbed_keys_ =
-      AlignedBuffer(static_cast<size_t>(per_module * std::max<int64_t>(1, copied)) * sizeof(float));
-  std::vector<float> rows(static_cast<size_t>(nope * r));  // [nope, r]: one head's W_UK
-  float* next_keys = absorbed_keys_.as<float>().data();
-  for (const MlaWeights* module : absorbed_modules_) {
-    if (in_place(module)) {
-      absorbed_keys_of_.push_back(nullptr);
-      continue;
-    }
-    absorbed_keys_of_.push_back(next_keys);
-    for (int64_t head = 0; head < h; ++head) {
-      DequantizeRows(rows, module->kv_b, head * head_rows, head * head_rows + nope);
-      float* dst = next_keys + head * r * nope;
-      for (int64_t i = 0; i < nope; ++i)
-        for (int64_t j = 0; j < r; ++j) dst[j * nope + i] = rows[i * r + j];
-    }
-    next_keys += per_module;
-  }
   expert_ids_.resize(n * std::max<int64_t>(c.num_experts_per_tok, 1));
   expert_weights_.resize(expert_ids_.size());
   expert_count_.resize(experts + 1);

@@ -138,15 +138,9 @@ class Model {
   float* mtp_concat_;                  // [n, 2 * hidden]
 
   // Absorbed attention (attention.cc). q_lat[b, kv_lora_rank] = q_nope[b, qk_nope] · W_UK^h for
-  // one head. int8 / int4 kv_b rows are read in place (MatMulQuantUntransposed), so a decode
-  // step reads W_UK in its stored bytes; other types use W_UK^h transposed and dequantized once
-  // at construction (exact in F32).
+  // one head, read from kv_b's rows in their stored type (MatMulUntransposed).
   void AbsorbQueries(const MlaWeights& w, int64_t head, int64_t b, std::span<const float> q_nope,
                      std::span<float> q_lat) const;
-  std::vector<const MlaWeights*> absorbed_modules_;  // main layers, then MTP
-  // Per module: its [heads, kv_lora_rank, qk_nope] in absorbed_keys_, or nullptr when in place.
-  std::vector<const float*> absorbed_keys_of_;
-  AlignedBuffer absorbed_keys_;
   float* latent_t_;  // [kv_lora_rank, L]: a chunk's latent cache, transposed
   float* att_q_;     // [workers, kAttentionBlock, kv_lora_rank + qk_rope]: absorbed queries
   float* att_qn_;    // [workers, kAttentionBlock, qk_nope]: gathered q_nope of one head

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "kernels/simd.h"
@@ -306,6 +307,68 @@ TEST_F(ForEachTarget, MatchesReference) {
       for (int64_t n : {2, 3}) ExpectMatchesReference(long_rows, n, rng, &pool);
     }
   }
+}
+
+// MatMulUntransposed (y = x · W[begin:end]) against its reference on every target, for F32, BF16
+// and FP8 over odd shapes and row ranges that start and end inside FP8 scale blocks. Output j
+// sums the range's rows: each coefficient (x, FP8: times the block scale) is rounded once and
+// each term added with at most two roundings (a product and a sum where the multiply-add is not
+// fused); the reference rounds fl(q · s) once per FP8 element. Every rounding is at most 2^-24 of
+// a partial sum bounded by Σ_i |x_i w_ij|, so (2 · rows + 3) roundings of it cover all.
+TEST_F(ForEachTarget, UntransposedMatchesReference) {
+  for (int64_t target : SupportedSimdTargets()) {
+    ForceSimdTarget(target);
+    std::mt19937 rng(static_cast<unsigned>(target % 1000) + 7);
+    for (DType dtype : {DType::F32, DType::BF16, DType::F8_E4M3})
+      for (auto [total, begin, end] : {std::tuple<int64_t, int64_t, int64_t>{1, 0, 1},
+                                       {33, 0, 33},
+                                       {300, 3, 260},
+                                       {300, 128, 300}})
+        for (int64_t cols : {1, 31, 33, 127, 129, 300}) {
+          TestWeight w = RandomWeight(dtype, total, cols, rng);
+          w.fp8_nan_free = (begin + cols) % 2 == 1;  // both FP8 entries: scanned or promised
+          const int64_t rows = end - begin;
+          std::vector<float> dense(total * cols);
+          DequantizeRows(dense, w.matrix(), 0, total);
+          for (int64_t n : {1, 2, 5}) {
+            const std::vector<float> x = RandomActivations(n * rows, rng);
+            std::vector<float> y(n * cols, -1.0f), ref(n * cols);
+            MatMulUntransposed(y, x, n, w.matrix(), begin, end);
+            MatMulUntransposedRef(ref, x, n, w.matrix(), begin, end);
+            for (int64_t t = 0; t < n; ++t)
+              for (int64_t j = 0; j < cols; ++j) {
+                double bound = 0;
+                for (int64_t i = begin; i < end; ++i)
+                  bound +=
+                      std::fabs(static_cast<double>(x[t * rows + i - begin]) * dense[i * cols + j]);
+                ASSERT_NEAR(y[t * cols + j], ref[t * cols + j],
+                            (2.0 * static_cast<double>(rows) + 3) * kF32Epsilon * bound + 1e-30)
+                    << Name(dtype) << " " << ActiveSimdTargetName() << " rows " << begin << ".."
+                    << end << " cols " << cols << " n " << n << " token " << t << " column " << j;
+              }
+          }
+        }
+  }
+}
+
+TEST(MatMulUntransposed, Fp8NanCodesGiveNanAndBadArgumentsAreErrors) {
+  const std::vector<uint8_t> codes = {0x38, 0x7F, 0x38, 0x38, 0x38, 0xFF};  // [3, 2]
+  const std::vector<float> scales = {1.0f};
+  const WeightMatrix w{DType::F8_E4M3, codes.data(), 3, 2, scales.data()};
+  std::vector<float> x = {1.0f, 1.0f}, y(2);
+  MatMulUntransposed(y, x, 1, w, 0, 2);  // rows 0-1: column 1 holds a NaN code
+  EXPECT_EQ(y[0], 2.0f);
+  EXPECT_TRUE(std::isnan(y[1]));
+  MatMulUntransposed(y, std::span<const float>(x).first(1), 1, w, 1, 2);  // row 1: no NaN
+  EXPECT_EQ(y[0], 1.0f);
+  EXPECT_EQ(y[1], 1.0f);
+  MatMulUntransposed(y, std::span<const float>(x).first(1), 1, w, 2, 3);  // row 2: 0xFF
+  EXPECT_EQ(y[0], 1.0f);
+  EXPECT_TRUE(std::isnan(y[1]));
+  EXPECT_THROW(MatMulUntransposed(y, x, 1, w, 2, 4), Error);  // past the rows
+  EXPECT_THROW(MatMulUntransposed(y, x, 1, w, 0, 1), Error);  // x too long for 1 row
+  EXPECT_THROW(MatMulUntransposed(std::span<float>(y).first(1), x, 1, w, 0, 2), Error);
+  EXPECT_THROW(MatMulUntransposedRef(y, x, 1, w, 1, 0), Error);
 }
 
 TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {

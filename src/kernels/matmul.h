@@ -77,6 +77,11 @@ void DequantizeRows(std::span<float> out, const WeightMatrix& w, int64_t row_beg
 // row_begin) and y = n * cols.
 void MatMulUntransposed(std::span<float> y, std::span<const float> x, int64_t n,
                         const WeightMatrix& w, int64_t row_begin, int64_t row_end);
+// ValidateWeightMatrix, then 0 <= row_begin <= row_end <= rows, n >= 0,
+// x.size() == n * (row_end - row_begin) and y.size() == n * cols.
+void ValidateUntransposedArgs(std::span<float> y, std::span<const float> x, int64_t n,
+                              const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                              std::string_view context);
 // Its reference: the rows dequantized as DequantizeRows does, products and sums in double, one
 // rounding to F32 at the end.
 void MatMulUntransposedRef(std::span<float> y, std::span<const float> x, int64_t n,

@@ -98,17 +98,23 @@ void DequantizeRows(std::span<float> out, const WeightMatrix& w, int64_t row_beg
   }
 }
 
+void ValidateUntransposedArgs(std::span<float> y, std::span<const float> x, int64_t n,
+                              const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                              std::string_view context) {
+  ValidateWeightMatrix(w, context);
+  if (row_begin < 0 || row_end < row_begin || row_end > w.rows)
+    Fail(context, ": rows [", row_begin, ", ", row_end, ") are not within [0, ", w.rows, ")");
+  const int64_t rows = row_end - row_begin;
+  if (n < 0 || static_cast<int64_t>(x.size()) != n * rows ||
+      static_cast<int64_t>(y.size()) != n * w.cols)
+    Fail(context, ": x has ", x.size(), " values and y ", y.size(), ", expected ", n, " x ", rows,
+         " and ", n, " x ", w.cols);
+}
+
 void MatMulUntransposedRef(std::span<float> y, std::span<const float> x, int64_t n,
                            const WeightMatrix& w, int64_t row_begin, int64_t row_end) {
-  ValidateWeightMatrix(w, "MatMulUntransposedRef");
-  if (row_begin < 0 || row_end < row_begin || row_end > w.rows)
-    Fail("MatMulUntransposedRef: rows [", row_begin, ", ", row_end, ") are not within [0, ", w.rows,
-         ")");
+  ValidateUntransposedArgs(y, x, n, w, row_begin, row_end, "MatMulUntransposedRef");
   const int64_t rows = row_end - row_begin, cols = w.cols;
-  if (n < 0 || static_cast<int64_t>(x.size()) != n * rows ||
-      static_cast<int64_t>(y.size()) != n * cols)
-    Fail("MatMulUntransposedRef: x has ", x.size(), " values and y ", y.size(), ", expected ", n,
-         " x ", rows, " and ", n, " x ", cols);
   std::vector<float> weights(static_cast<size_t>(rows * cols));  // [rows, cols]
   DequantizeRows(weights, w, row_begin, row_end);
   std::vector<double> acc(static_cast<size_t>(cols));  // [cols]

@@ -31,10 +31,6 @@ void MatMulInt8(std::span<float> y, std::span<const float> x, int64_t n, const W
 void MatMulInt4(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w,
                 ThreadPool* pool);
 
-// MatMulUntransposed (kernels/matmul.h) for I8 / U8 weights; arguments already validated.
-void MatMulQuantUntransposed(std::span<float> y, std::span<const float> x, int64_t n,
-                             const WeightMatrix& w, int64_t row_begin, int64_t row_end);
-
 // The Highway target the fast kernels dispatch to now, e.g. "AVX2" (for reports and benches).
 const char* QuantMatMulTarget();
 

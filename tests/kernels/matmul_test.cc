@@ -2,12 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <random>
 #include <tuple>
 #include <vector>
 
+#include "kernels/fp8_table.h"
 #include "kernels/simd.h"
 #include "util/error.h"
 
@@ -447,6 +449,23 @@ TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
             EXPECT_EQ(y[t * rows + 2], 203.0f) << SimdTargetName(target);
           }
         }
+  }
+}
+
+// The byte tables of the VBMI one-token kernel (kernels/fp8_table.h): for every magnitude, the
+// BF16 bits are those of the exact F32 value, whose low 16 bits are zero (NaN: a quiet NaN).
+TEST(Fp8ByteTables, HoldTheBf16OfEveryMagnitude) {
+  for (int m = 0; m < 128; ++m) {
+    const float value = F8E4M3ToF32(static_cast<uint8_t>(m));
+    const uint16_t bf16 =
+        static_cast<uint16_t>((kFp8ByteTables.high[m] << 8) | kFp8ByteTables.low[m]);
+    const float decoded = std::bit_cast<float>(static_cast<uint32_t>(bf16) << 16);
+    if (m == 0x7F) {
+      EXPECT_TRUE(std::isnan(decoded));
+    } else {
+      EXPECT_EQ(std::bit_cast<uint32_t>(value) & 0xFFFFu, 0u) << m;
+      EXPECT_EQ(decoded, value) << "magnitude " << m;
+    }
   }
 }
 

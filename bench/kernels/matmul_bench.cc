@@ -152,14 +152,13 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
     for (int64_t n : {1, 128, 512})
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2048, 2048}, {7168, 2048}})
         for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, rows, cols, threads});
-  // One token through shorter rows, from DRAM: V3's kv_b_proj (32768 x 512) and V2-Lite's expert
-  // down_proj (2048 x 1408).
-  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{32768, 512}, {2048, 1408}})
-    for (int64_t dtype : {0, 1, 2}) b->Args({dtype, 1, rows, cols, 1});
-  // A few tokens per expert, from DRAM: a batched decode step spreads its tokens over the
-  // experts (8 sequences x top-6 of 64 reach ~35 experts of small-v3, 1-2 tokens each). small-v3's
-  // expert gate/up (384 x 1536) and down (1536 x 384), V2-Lite's down (2048 x 1408).
-  for (int64_t n : {2, 3, 4, 8})
+  // One token through shorter rows, from DRAM: V3's kv_b_proj (32768 x 512).
+  for (int64_t dtype : {0, 1, 2}) b->Args({dtype, 1, 32768, 512, 1});
+  // One and a few tokens per expert, from DRAM: a decode step reads its experts one after another,
+  // a batched step spreads its tokens over them (8 sequences x top-6 of 64 reach ~35 experts of
+  // small-v3, 1-2 tokens each). small-v3's expert gate/up (384 x 1536) and down (1536 x 384),
+  // V2-Lite's down (2048 x 1408).
+  for (int64_t n : {1, 2, 3, 4, 8})
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{384, 1536}, {1536, 384}, {2048, 1408}})
       for (int64_t dtype : {0, 1, 2}) b->Args({dtype, n, rows, cols, 1});
   // Weights resident in L2 (64 x 2048): the kernel's compute speed without DRAM.

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/activation.h"
+#include "kernels/latent_attention.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
@@ -209,6 +210,7 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
 //   q_abs[t, h] = [W_UK^hᵀ q_nope(t, h) | q_pe(t, h)]      per head, all tokens: [b, row]
 //   S = q_abs[t] · C_tᵀ                                      per chunk, all heads: [heads, len]
 //   u[t, h] = Σ_s softmax(scale · S[h])[s] · C_t[s, :r]      rows of C_t read once for all heads
+// (the middle two in one pass over the cache: kernels/latent_attention.h)
 //   o[t, h] = W_UV^h u[t, h]                                 per head, all tokens: [b, dv]
 // No transposed copy of the cache, and four fork/joins per layer whatever the batch.
 void Model::DecodeAttention(const MlaWeights& w, int64_t cache_layer,
@@ -216,7 +218,7 @@ void Model::DecodeAttention(const MlaWeights& w, int64_t cache_layer,
   const ModelConfig& c = config_;
   const int64_t heads = c.num_attention_heads, qk = c.qk_head_dim();
   const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, dv = c.v_head_dim;
-  const int64_t r = c.kv_lora_rank, row = r + rope, L = options_.max_context;
+  const int64_t r = c.kv_lora_rank, row = r + rope;
   const int64_t b = static_cast<int64_t>(batch.size());
 
   pool_.ParallelFor(heads, 1, [&](size_t begin, size_t end, int worker) {
@@ -238,7 +240,7 @@ void Model::DecodeAttention(const MlaWeights& w, int64_t cache_layer,
   // Items: (chunk, group of heads); heads are split when chunks are fewer than threads.
   const int64_t groups = std::min<int64_t>(heads, (pool_.size() + b - 1) / b);
   const int64_t per_group = (heads + groups - 1) / groups;
-  pool_.ParallelFor(b * groups, 1, [&](size_t begin, size_t end, int worker) {
+  pool_.ParallelFor(b * groups, 1, [&](size_t begin, size_t end, int /*worker*/) {
     for (size_t item = begin; item < end; ++item) {
       const int64_t t = static_cast<int64_t>(item) / groups;
       const int64_t h0 = static_cast<int64_t>(item) % groups * per_group;
@@ -246,29 +248,10 @@ void Model::DecodeAttention(const MlaWeights& w, int64_t cache_layer,
       if (nh <= 0) continue;
       const float* cache = batch[t].cache->layer(cache_layer);  // [L, row]
       const int64_t positions = tokens_[t].position + 1;
-      const WeightMatrix keys{DType::F32, cache, positions, row};
-      float* probs = dec_p_ + worker * heads * L;  // [nh, positions]
-      MatMul(std::span<float>(probs, nh * positions),
-             std::span<const float>(dec_q_ + (t * heads + h0) * row, nh * row), nh, keys, nullptr);
-      float* u = dec_u_ + (t * heads + h0) * r;  // [nh, r]
-      std::fill(u, u + nh * r, 0.0f);
-      for (int64_t i = 0; i < nh; ++i) {
-        float* p = probs + i * positions;
-        for (int64_t s = 0; s < positions; ++s) p[s] *= softmax_scale_;
-        Softmax(std::span<float>(p, positions));
-      }
-      // 64 latent columns at a time, so the heads' partial sums stay in L1 while the rows stream.
-      for (int64_t j0 = 0; j0 < r; j0 += 64) {
-        const int64_t jn = std::min<int64_t>(64, r - j0);
-        for (int64_t s = 0; s < positions; ++s) {
-          const float* latent = cache + s * row + j0;  // [jn]
-          for (int64_t i = 0; i < nh; ++i) {
-            const float weight = probs[i * positions + s];
-            float* ui = u + i * r + j0;
-            for (int64_t j = 0; j < jn; ++j) ui[j] += weight * latent[j];
-          }
-        }
-      }
+      LatentAttention(std::span<float>(dec_u_ + (t * heads + h0) * r, nh * r),
+                      std::span<const float>(dec_q_ + (t * heads + h0) * row, nh * row),
+                      std::span<const float>(cache, positions * row),
+                      {nh, positions, row, r, softmax_scale_});
     }
   });
 

@@ -100,7 +100,6 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
       {&att_o_, workers * kAttentionBlock * c.v_head_dim},
       {&dec_q_, std::min(n, kAttentionBlock) * h * (r + c.qk_rope_head_dim)},
       {&dec_u_, std::min(n, kAttentionBlock) * h * r},
-      {&dec_p_, workers * h * L},
   };
   const auto rounded = [](int64_t floats) { return (floats + 15) / 16 * 16; };
   int64_t total = 0;

@@ -150,7 +150,6 @@ class Model {
   // Decode steps (DecodeAttention), b = min(max_batch_tokens, kAttentionBlock):
   float* dec_q_;  // [b, heads, kv_lora_rank + qk_rope]: every token's absorbed queries
   float* dec_u_;  // [b, heads, kv_lora_rank]: every token's probability-weighted latents
-  float* dec_p_;  // [workers, heads, L]: one chunk's scores, then probabilities
 };
 
 // At most this many (token, expert) slots per MoE layer run expert-parallel: one task per

@@ -85,10 +85,7 @@ class Model {
   void Attention(const MlaWeights& w, int64_t cache_layer, std::span<const SequenceChunk> batch,
                  int64_t n, std::span<const float> x, std::span<float> out);
   void AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
-                         std::span<const SequenceChunk> batch);
-  // Absorbed attention for a decode step: one new token per chunk, at most kAttentionBlock chunks.
-  void DecodeAttention(const MlaWeights& w, int64_t cache_layer,
-                       std::span<const SequenceChunk> batch);
+                         std::span<const SequenceChunk> batch, int64_t n);
   // SwiGLU over n tokens with gate/up scratch of [n, inter] each; pool nullptr runs it on the
   // calling thread (MoE's expert-parallel path runs one expert per task).
   void Mlp(const MlpWeights& w, int64_t inter, int64_t n, std::span<const float> x,
@@ -141,13 +138,10 @@ class Model {
   // one head, read from kv_b's rows in their stored type (MatMulUntransposed).
   void AbsorbQueries(const MlaWeights& w, int64_t head, int64_t b, std::span<const float> q_nope,
                      std::span<float> q_lat) const;
-  float* latent_t_;  // [kv_lora_rank, L]: a chunk's latent cache, transposed
-  float* att_q_;     // [workers, kAttentionBlock, kv_lora_rank + qk_rope]: absorbed queries
-  float* att_qn_;    // [workers, kAttentionBlock, qk_nope]: gathered q_nope of one head
-  float* att_s_;     // [workers, kAttentionBlock, L]: scores, then probabilities
-  float* att_u_;     // [workers, kAttentionBlock, kv_lora_rank]: probability-weighted latents
-  float* att_o_;     // [workers, kAttentionBlock, v_head_dim]: one head's outputs
-  // Decode steps (DecodeAttention), b = min(max_batch_tokens, kAttentionBlock):
+  float* att_qn_;  // [workers, kAttentionBlock, qk_nope]: gathered q_nope of one head
+  float* att_u_;   // [workers, kAttentionBlock, kv_lora_rank]: one head's latents, in or out
+  float* att_o_;   // [workers, kAttentionBlock, v_head_dim]: one head's outputs
+  // One group of query tokens, b = min(max_batch_tokens, kAttentionBlock):
   float* dec_q_;  // [b, heads, kv_lora_rank + qk_rope]: every token's absorbed queries
   float* dec_u_;  // [b, heads, kv_lora_rank]: every token's probability-weighted latents
 };
@@ -156,7 +150,7 @@ class Model {
 // expert on one thread each, instead of row-splitting every expert's three small products.
 inline constexpr int64_t kExpertParallelSlots = 64;
 
-// Query tokens per absorbed-attention step (bounds the per-worker score buffer to this x L).
+// Query tokens per group of absorbed attention (bounds its per-token buffers).
 inline constexpr int64_t kAttentionBlock = 64;
 
 }  // namespace whale

@@ -159,7 +159,7 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
         AbsorbQueries(w, static_cast<int64_t>(h), b, std::span<const float>(q_nope, b * nope),
                       std::span<float>(q_lat, b * r));
         for (int64_t t = 0; t < b; ++t) {
-          float* dst = dec_q_ + (t * heads + h) * row;  // [row]
+          float* dst = group_q_ + (t * heads + h) * row;  // [row]
           std::memcpy(dst, q_lat + t * r, r * sizeof(float));
           std::memcpy(dst + r, q + (t * heads + h) * qk + nope, rope * sizeof(float));
         }
@@ -178,8 +178,8 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
         const TokenInfo& info = tokens_[t0 + t];
         const float* cache = batch[info.chunk].cache->layer(cache_layer);  // [L, row]
         const int64_t positions = info.position + 1;
-        LatentAttention(std::span<float>(dec_u_ + (t * heads + h0) * r, nh * r),
-                        std::span<const float>(dec_q_ + (t * heads + h0) * row, nh * row),
+        LatentAttention(std::span<float>(group_u_ + (t * heads + h0) * r, nh * r),
+                        std::span<const float>(group_q_ + (t * heads + h0) * row, nh * row),
                         std::span<const float>(cache, positions * row),
                         {nh, positions, row, r, softmax_scale_});
       }
@@ -192,7 +192,7 @@ void Model::AbsorbedAttention(const MlaWeights& w, int64_t cache_layer,
       for (size_t h = begin; h < end; ++h) {
         const WeightMatrix uv = ValueWeight(w.kv_b, static_cast<int64_t>(h), nope, dv, w_value);
         for (int64_t t = 0; t < b; ++t)
-          std::memcpy(mixed + t * r, dec_u_ + (t * heads + h) * r, r * sizeof(float));
+          std::memcpy(mixed + t * r, group_u_ + (t * heads + h) * r, r * sizeof(float));
         MatMul(std::span<float>(o, b * dv), std::span<const float>(mixed, b * r), b, uv, nullptr);
         for (int64_t t = 0; t < b; ++t)
           std::memcpy(attn_out + (t * heads + h) * dv, o + t * dv, dv * sizeof(float));

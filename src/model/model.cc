@@ -95,8 +95,8 @@ Model::Model(const Weights& weights, ThreadPool& pool, const ModelOptions& optio
       {&att_qn_, workers * kAttentionBlock * c.qk_nope_head_dim},
       {&att_u_, workers * kAttentionBlock * r},
       {&att_o_, workers * kAttentionBlock * c.v_head_dim},
-      {&dec_q_, std::min(n, kAttentionBlock) * h * (r + c.qk_rope_head_dim)},
-      {&dec_u_, std::min(n, kAttentionBlock) * h * r},
+      {&group_q_, std::min(n, kAttentionBlock) * h * (r + c.qk_rope_head_dim)},
+      {&group_u_, std::min(n, kAttentionBlock) * h * r},
   };
   const auto rounded = [](int64_t floats) { return (floats + 15) / 16 * 16; };
   int64_t total = 0;

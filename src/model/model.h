@@ -142,8 +142,8 @@ class Model {
   float* att_u_;   // [workers, kAttentionBlock, kv_lora_rank]: one head's latents, in or out
   float* att_o_;   // [workers, kAttentionBlock, v_head_dim]: one head's outputs
   // One group of query tokens, b = min(max_batch_tokens, kAttentionBlock):
-  float* dec_q_;  // [b, heads, kv_lora_rank + qk_rope]: every token's absorbed queries
-  float* dec_u_;  // [b, heads, kv_lora_rank]: every token's probability-weighted latents
+  float* group_q_;  // [b, heads, kv_lora_rank + qk_rope]: every token's absorbed queries
+  float* group_u_;  // [b, heads, kv_lora_rank]: every token's probability-weighted latents
 };
 
 // At most this many (token, expert) slots per MoE layer run expert-parallel: one task per

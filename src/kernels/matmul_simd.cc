@@ -316,8 +316,9 @@ float DotRowScalar(const WeightMatrix& w, int64_t row, const float* x) {
 //   for the 4 rows, two accumulators per row.
 // - In turn: the rows one after another, so the weights are one sequential stream instead of four
 //   interleaved ones, which the hardware prefetcher follows far better; four accumulators per
-//   row. Matrices of at least kInTurnMatrixBytes go this way. One core, BM_MatMul, one token from
-//   DRAM, side by side -> in turn: 7168 x 2048 BF16 16-18 -> 22-30 GB/s, FP8 11-13 -> 16-18, F32
+//   row. Matrices of at least kInTurnMatrixBytes go this way, but BF16 no longer (GemvRows). One
+//   core, BM_MatMul, one token from DRAM, on an earlier VM, side by side -> in turn: 7168 x 2048
+//   BF16 16-18 -> 22-30 GB/s, FP8 11-13 -> 16-18, F32
 //   19-21 -> 21-29; 32768 x 512 (V3's kv_b) FP8 8.5-10.5 -> 13.5-15.3. But 256-column matrices
 //   in cache ran at half the speed in turn (x's loads and permutes are no longer shared by 4 rows,
 //   and the loops are short).
@@ -389,7 +390,15 @@ HWY_INLINE bool DotRows(const WeightMatrix& w, const int64_t (&row)[kRowGroup], 
 template <class Dec, class ExactDec = Dec>
 void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix& w,
               int64_t row_begin, int64_t row_end) {
+  // BF16 (the even/odd decoder) stays side by side: in turn, every row puts the same x vectors in
+  // dot order again (two permutes per 64 bytes of weights), and even with x reordered once per
+  // call the one stream did not pay on the AVX-512 (Zen 5) development VM of 2026-12-01. One
+  // core, 1024 x 1536 in cache: in turn 31 GB/s, with x reordered once 50-52, side by side 61;
+  // from DRAM (512 MiB of copies) 7168 x 2048: 13.7 / 17.7-19.3 / 19.5-26.7, 384 x 1536:
+  // 13.9 / 17.2-18.8 / 22.5-25.4; small-v3 BF16 decode, 1 thread: 34-35 tok/s in turn with x
+  // reordered once, 40-44 side by side.
   const bool in_turn =
+      !Dec::kEvenOdd &&
       w.rows * w.cols * static_cast<int64_t>(sizeof(typename Dec::Storage)) >= kInTurnMatrixBytes;
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowGroup) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, row_end - r0));

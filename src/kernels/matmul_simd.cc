@@ -335,14 +335,13 @@ HWY_INLINE bool DotRows(const WeightMatrix& w, const int64_t (&row)[kRowGroup], 
   VF total[kRowGroup];
   float tail[kRowGroup] = {};
   if constexpr (kInTurn) {
+    static_assert(!Dec::kEvenOdd, "BF16 reads side by side (GemvRows): x would need reordering");
     for (int r = 0; r < kRowGroup; ++r) {
       VF acc0 = hn::Zero(df), acc1 = hn::Zero(df), acc2 = hn::Zero(df), acc3 = hn::Zero(df);
       int64_t k = 0;
       for (; k + 2 * step <= cols; k += 2 * step) {
         VF x0 = hn::LoadU(df, x + k), x1 = hn::LoadU(df, x + k + lanes);
         VF x2 = hn::LoadU(df, x + k + step), x3 = hn::LoadU(df, x + k + step + lanes);
-        ToDotOrder<Dec>(df, x0, x1);
-        ToDotOrder<Dec>(df, x2, x3);
         VF w0, w1, w2, w3;
         DecodeForDot(dec, df, wr[r] + k, w0, w1);
         DecodeForDot(dec, df, wr[r] + k + step, w2, w3);
@@ -398,15 +397,17 @@ void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix
   // 13.9 / 17.2-18.8 / 22.5-25.4; small-v3 BF16 decode, 1 thread: 34-35 tok/s in turn with x
   // reordered once, 40-44 side by side.
   const bool in_turn =
-      !Dec::kEvenOdd &&
       w.rows * w.cols * static_cast<int64_t>(sizeof(typename Dec::Storage)) >= kInTurnMatrixBytes;
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowGroup) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, row_end - r0));
     int64_t row[kRowGroup];
     GroupRows(r0, n_rows, row);
     float out[kRowGroup];
-    const bool saw_nan =
-        in_turn ? DotRows<Dec, true>(w, row, x, out) : DotRows<Dec, false>(w, row, x, out);
+    bool saw_nan;
+    if constexpr (Dec::kEvenOdd)
+      saw_nan = DotRows<Dec, false>(w, row, x, out);
+    else
+      saw_nan = in_turn ? DotRows<Dec, true>(w, row, x, out) : DotRows<Dec, false>(w, row, x, out);
     if (saw_nan)
       for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<ExactDec>(w, row[r], x_exact);
     for (int r = 0; r < n_rows; ++r) y[r0 + r] = out[r];

@@ -7,7 +7,8 @@
 //             counted from the actual tensor types (absorbed attention's F32 W_UK included):
 //             attention, dense FFN, shared experts, the
 //             router, top-k routed experts per MoE layer, the output head and one embedding row,
-//             plus the latent KV cache read at the mean decode position.
+//             plus the latent KV cache read at the mean decode position. Each round's decode
+//             is divided by the bandwidth read right after it; the median over rounds.
 //   prefill = FLOPs per prompt token x prefill tok/s / MatMul peak (for the weight type doing
 //             most multiply-adds), FLOPs = 2 per weight element of the same active set plus
 //             absorbed attention (scores and values over the latent cache) at the mean prompt
@@ -168,6 +169,12 @@ int Bench(const BenchFlags& f) {
   for (int32_t& t : prompt) t = token(rng);
   std::vector<float> logits(c.vocab_size);  // [1, vocab]
   std::vector<double> prefill_rates, decode_rates;
+  // The read bandwidth, measured right after each round's decode: on a shared VM it swings
+  // between runs (the 2-core development VM read 30-80 GB/s with 2 threads within one hour), and a
+  // ratio of a decode to a probe minutes apart said more about the VM than about the decode.
+  std::vector<double> bandwidths;
+  whale::ReadBandwidthOptions bw_options;
+  bw_options.bytes = static_cast<size_t>(f.bandwidth_mib) << 20;
   whale::KvCache cache = model.NewCache(options.max_context);
   // One untimed prefill and decode step first: the first pass pays the page faults of the
   // model's scratch and the kernels' per-thread buffers (small-v3 FP8, 2 threads, 128 tokens:
@@ -193,6 +200,7 @@ int Bench(const BenchFlags& f) {
       next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     }
     decode_rates.push_back(static_cast<double>(f.decode) / Seconds(begin));
+    bandwidths.push_back(whale::MeasureReadBandwidth(&pool, bw_options));
   }
 
   // Batched decode: `batch` sequences, each after the same prompt, advance one token per step in
@@ -228,9 +236,7 @@ int Bench(const BenchFlags& f) {
   }
 
   // The machine's limits, measured after the model so that its pages are already resident.
-  whale::ReadBandwidthOptions bw_options;
-  bw_options.bytes = static_cast<size_t>(f.bandwidth_mib) << 20;
-  const double bandwidth = whale::MeasureReadBandwidth(&pool, bw_options);
+  const double bandwidth = Median(bandwidths);
   const ActiveSet active = CountActive(weights);
   whale::DType peak_dtype = DominantDType(active);
   double peak = 0.0;
@@ -271,7 +277,11 @@ int Bench(const BenchFlags& f) {
   const bool batch_memory_bound = batch_memory_seconds >= batch_compute_seconds;
   const double batch_bound_roofline = std::max(batch_memory_seconds, batch_compute_seconds) *
                                       batch_decode / static_cast<double>(f.batch);
-  const double decode_roofline = decode_bytes * decode / (bandwidth * 1e9);
+  // Each round's decode against the bandwidth read right after it, the median over rounds.
+  std::vector<double> decode_ratios;
+  for (size_t r = 0; r < decode_rates.size(); ++r)
+    decode_ratios.push_back(decode_bytes * decode_rates[r] / (bandwidths[r] * 1e9));
+  const double decode_roofline = Median(decode_ratios);
   const double prefill_roofline = prefill_flops * prefill / (peak * 1e9);
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -318,7 +328,8 @@ int Bench(const BenchFlags& f) {
   if (f.batch > 1)
     std::printf("batched decode   %8.2f tok/s  (%lld sequences together, %.2fx batch 1)\n",
                 batch_decode, static_cast<long long>(f.batch), batch_decode / decode);
-  std::printf("read bandwidth   %8.2f GB/s\n", bandwidth);
+  std::printf("read bandwidth   %8.2f GB/s  (median of %d, each right after a decode)\n", bandwidth,
+              f.repeat);
   std::printf("matmul peak      %8.2f GFLOP/s (%s, 128 x 2048 x 2048)\n", peak,
               std::string(whale::Name(peak_dtype)).c_str());
   std::printf("decode bytes     %8.1f MB/token (weights %.1f + KV cache %.1f)\n",

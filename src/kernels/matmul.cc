@@ -107,10 +107,13 @@ void MatMul(std::span<float> y, std::span<const float> x, int64_t n, const Weigh
   }
   // At least ~64 KiB of weights per chunk keeps each thread on one long sequential stream; with
   // several tokens a chunk holds that much work in fewer rows, so that small matrices (a decode
-  // step of a few sequences through a 256-wide model) still split evenly across the threads.
+  // step of a few sequences through a 256-wide model) still split evenly across the threads. One
+  // token claims half a thread's share at a time: BF16 reads a claim's rows as four streams
+  // (matmul_simd.cc, ForSpreadRowGroups), which stay long so.
   const int64_t task_bytes = kMatMulRowsPerTask * w.cols * static_cast<int64_t>(SizeOf(w.dtype));
   const int64_t grain =
-      std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(1, task_bytes * n));
+      n == 1 ? std::max<int64_t>(1, n_tasks / (2 * static_cast<int64_t>(pool->size())))
+             : std::max<int64_t>(1, (int64_t{64} << 10) / std::max<int64_t>(1, task_bytes * n));
   pool->ParallelFor(static_cast<size_t>(n_tasks), static_cast<size_t>(grain), run);
 }
 

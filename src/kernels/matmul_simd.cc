@@ -40,6 +40,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/fp8_table.h"
@@ -295,6 +296,27 @@ HWY_INLINE void GroupRows(int64_t r0, int n_rows, int64_t (&row)[kRowGroup]) {
   for (int r = 0; r < kRowGroup; ++r) row[r] = r0 + std::min(r, n_rows - 1);
 }
 
+// body(row, n_rows) for row groups that cover [begin, end) once, read side by side. Group i holds
+// rows begin + i + j * part (j < kRowGroup, part = (end - begin) / kRowGroup): four far-apart
+// sequential streams, which one core reads from DRAM faster than one (~20 % on the 2026-12
+// Zen 5 VM, 4 streams 34-38 GB/s vs 30-31; a probe of the kind in kernels/probe.h) and far
+// faster than four adjacent rows, four streams that each end after one row. The last
+// (end - begin) % kRowGroup rows form one short group.
+template <class Body>
+HWY_INLINE void ForSpreadRowGroups(int64_t begin, int64_t end, const Body& body) {
+  const int64_t part = (end - begin) / kRowGroup;
+  int64_t row[kRowGroup];
+  for (int64_t i = 0; i < part; ++i) {
+    for (int r = 0; r < kRowGroup; ++r) row[r] = begin + i + r * part;
+    body(row, kRowGroup);
+  }
+  const int64_t rest = begin + kRowGroup * part;
+  if (rest < end) {
+    GroupRows(rest, static_cast<int>(end - rest), row);
+    body(row, static_cast<int>(end - rest));
+  }
+}
+
 // Exact fallback for one row and one token (rows holding a NaN code): F32 sums per scale block,
 // like the vector path, with the exact scalar decode.
 template <class Dec>
@@ -398,19 +420,26 @@ void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix
   // reordered once, 40-44 side by side.
   const bool in_turn =
       w.rows * w.cols * static_cast<int64_t>(sizeof(typename Dec::Storage)) >= kInTurnMatrixBytes;
-  for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowGroup) {
-    const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, row_end - r0));
-    int64_t row[kRowGroup];
-    GroupRows(r0, n_rows, row);
+  const auto rows = [&](const int64_t(&row)[kRowGroup], int n_rows, auto in_turn_tag) {
     float out[kRowGroup];
-    bool saw_nan;
-    if constexpr (Dec::kEvenOdd)
-      saw_nan = DotRows<Dec, false>(w, row, x, out);
-    else
-      saw_nan = in_turn ? DotRows<Dec, true>(w, row, x, out) : DotRows<Dec, false>(w, row, x, out);
-    if (saw_nan)
+    if (DotRows<Dec, decltype(in_turn_tag)::value>(w, row, x, out))
       for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<ExactDec>(w, row[r], x_exact);
-    for (int r = 0; r < n_rows; ++r) y[r0 + r] = out[r];
+    for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
+  };
+  if constexpr (Dec::kEvenOdd) {
+    ForSpreadRowGroups(row_begin, row_end, [&](const int64_t(&row)[kRowGroup], int n_rows) {
+      rows(row, n_rows, std::false_type());
+    });
+  } else {
+    for (int64_t r0 = row_begin; r0 < row_end; r0 += kRowGroup) {
+      const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, row_end - r0));
+      int64_t row[kRowGroup];
+      GroupRows(r0, n_rows, row);
+      if (in_turn)
+        rows(row, n_rows, std::true_type());
+      else
+        rows(row, n_rows, std::false_type());
+    }
   }
 }
 

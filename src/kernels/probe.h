@@ -18,7 +18,8 @@ struct ReadBandwidthOptions {
 
 // Bytes per second (as GB/s = 1e9 B/s) read by pool->size() threads from one anonymous buffer,
 // 2 MiB aligned with MADV_HUGEPAGE, with wide aligned loads into several independent
-// accumulators, each thread claiming 8 MiB pieces from a shared counter. The buffer is first
+// accumulators, each thread claiming 8 MiB pieces from a shared counter and reading a piece as
+// four streams (its quarters side by side; one stream reads ~15-25 % less). The buffer is first
 // written by the same threads. pool may be nullptr (one thread).
 double MeasureReadBandwidth(ThreadPool* pool, const ReadBandwidthOptions& options = {});
 

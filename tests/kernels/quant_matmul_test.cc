@@ -20,7 +20,9 @@ namespace {
 
 constexpr double kF32Epsilon = 0x1p-24;  // unit roundoff of F32
 constexpr int64_t kCols[] = {1, 31, 32, 33, 127, 129, 288, 300, 4095};
-constexpr int64_t kRows[] = {1, 5, 8, 9, 33};
+// 61 and 67 rows: 8 and 9 row blocks, so the one-token kernel's four streams get two blocks each,
+// the partial block last in the fourth stream or alone after them.
+constexpr int64_t kRows[] = {1, 5, 8, 9, 33, 61, 67};
 constexpr int64_t kTokens[] = {1, 2, 3, 7};
 
 struct TestWeight {

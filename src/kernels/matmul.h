@@ -51,9 +51,11 @@ void ValidateMatMulArgs(std::span<float> y, std::span<const float> x, int64_t n,
 // 128-column block's scale); from there on, blocks of rows are decoded to F32 (FP8: value times
 // scale, rounded once, as DequantizeRows) and multiplied by the packed GEMM of
 // kernels/gemm.h. Results do not depend on the thread count, but may differ by rounding between
-// machines and compilers. y must not overlap x. Throws whale::Error on an unsupported dtype,
-// missing or stray block scales, or spans whose sizes are not exactly n * cols (x) and n * rows
-// (y).
+// machines and compilers. Products and sums are F32 except one token through BF16 weights on
+// AVX-512 CPUs with AVX512_BF16, which splits x into two BF16 halves and errs by up to 2^-16
+// Σ|x·w| more (kernels/bf16_pairs-inl.h; kernels/simd.h Bf16PairsActive). y must not overlap
+// x. Throws whale::Error on an unsupported dtype, missing or stray block scales, or spans whose
+// sizes are not exactly n * cols (x) and n * rows (y).
 void MatMul(std::span<float> y, std::span<const float> x, int64_t n, const WeightMatrix& w,
             ThreadPool* pool);
 

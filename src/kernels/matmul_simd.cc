@@ -12,18 +12,19 @@
 //   On x86 targets with AVX-512 VBMI the one-token kernel decodes FP8 through byte tables
 //   instead (fp8_table-inl.h): exact, NaN codes give NaN, 23 against 19 GB/s in L2 on one core.
 //
-// GEMV (one token): groups of 4 rows, x from L1; a matrix from memory has its rows read one after
-// another (one sequential stream), a small one in cache side by side (each x load shared by the
-// 4 rows). FP8 runs one 128-row scale block at a time with x pre-multiplied by that block's
-// column scales (Fp8ScaledActivations), so its rows are plain sums too; matrices the loader found
-// free of NaN codes skip the NaN check.
-// Small batches (2 tokens up to MatMul's GEMM threshold): tiles of 4 rows x kTileTokens tokens;
-// each weight vector is decoded in registers once per tile and multiplied with every token of
-// the tile; FP8 tiles read the tokens' x times the row block's scales, as the GEMV does. The 4
-// rows go side by side (each x load shared by them), or in turn for a matrix from memory with
-// only a few tokens (InTurnMaxTokens). Both reduce their accumulators four rows at a time
-// (SumRows4), not with one horizontal sum per output. A token's result does not depend on the
-// thread count or on which tile it falls in.
+// GEMV (one token): groups of 4 rows, x from L1. F32 and FP8 read a matrix from memory one row
+// after another (one sequential stream), a small one in cache side by side (each x load shared by
+// the 4 rows). BF16 always reads 4 far-apart rows side by side (ForSpreadRowGroups); on AVX-512
+// CPUs with AVX512_BF16 through vdpbf16ps against x split into two BF16 halves, with no decode
+// (bf16_pairs-inl.h). FP8 runs one 128-row scale block at a time with x pre-multiplied by that
+// block's column scales (Fp8ScaledActivations), so its rows are plain sums too; matrices the loader
+// found free of NaN codes skip the NaN check. Small batches (2 tokens up to MatMul's GEMM
+// threshold): tiles of 4 rows x kTileTokens tokens; each weight vector is decoded in registers once
+// per tile and multiplied with every token of the tile; FP8 tiles read the tokens' x times the row
+// block's scales, as the GEMV does. The 4 rows go side by side (each x load shared by them), or in
+// turn for a matrix from memory with only a few tokens (InTurnMaxTokens). Both reduce their
+// accumulators four rows at a time (SumRows4), not with one horizontal sum per output. A token's
+// result does not depend on the thread count or on which tile it falls in.
 #include "kernels/matmul_simd.h"
 
 #include "kernels/simd_targets.h"
@@ -37,6 +38,7 @@
 #define WHALE_KERNELS_MATMUL_SIMD_ONCE
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -49,6 +51,9 @@
 
 namespace whale {
 namespace matmul_detail {
+
+// Set by DisableBf16Pairs (kernels/simd.h) so tests run the F32-decode path on such CPUs too.
+inline std::atomic<bool> g_bf16_pairs_disabled{false};
 
 // Exact scalar decodes (edges of rows and NaN recomputation).
 inline float Fp8Value(uint8_t code) {
@@ -455,7 +460,8 @@ void Fp8ScaledActivations(float* xs, const float* x, const WeightMatrix& w, int6
   }
 }
 
-#include "kernels/fp8_table-inl.h"  // GemvRowsFp8Table on AVX-512 VBMI targets
+#include "kernels/bf16_pairs-inl.h"  // GemvRowsBf16Pairs on AVX-512 CPUs with AVX512_BF16
+#include "kernels/fp8_table-inl.h"   // GemvRowsFp8Table on AVX-512 VBMI targets
 
 // One token through FP8 weights, one 128-row scale block at a time.
 template <bool kTrackNan>
@@ -666,6 +672,10 @@ template <class Dec>
 void RowsFor(float* y, const float* x, int64_t n, const WeightMatrix& w, int64_t row_begin,
              int64_t row_end) {
   if (n == 1) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    if constexpr (std::is_same_v<Dec, Bf16Decoder>)
+      if (Bf16PairsAvailable()) return GemvRowsBf16Pairs(y, x, w, row_begin, row_end);
+#endif
     GemvRows<Dec>(y, x, x, w, row_begin, row_end);
   } else {
     TileRows<Dec>(y, x, n, w, row_begin, row_end);
@@ -723,6 +733,14 @@ const char* TargetNameImpl() {
   return hwy::TargetName(HWY_TARGET);
 }
 
+bool Bf16PairsActiveImpl() {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  return Bf16PairsAvailable();
+#else
+  return false;
+#endif
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace whale
 HWY_AFTER_NAMESPACE();
@@ -732,6 +750,7 @@ namespace whale {
 
 HWY_EXPORT(MatMulRowsImpl);
 HWY_EXPORT(TargetNameImpl);
+HWY_EXPORT(Bf16PairsActiveImpl);
 HWY_EXPORT(DecodeRowsImpl);
 
 void DecodeRowsSimd(float* dst, const WeightMatrix& w, int64_t row_begin, int64_t row_end) {
@@ -757,6 +776,14 @@ std::string SimdTargetName(int64_t target) {
 
 std::string ActiveSimdTargetName() {
   return HWY_DYNAMIC_DISPATCH(TargetNameImpl)();
+}
+
+bool Bf16PairsActive() {
+  return HWY_DYNAMIC_DISPATCH(Bf16PairsActiveImpl)();
+}
+
+void DisableBf16Pairs(bool disabled) {
+  matmul_detail::g_bf16_pairs_disabled.store(disabled, std::memory_order_relaxed);
 }
 
 }  // namespace whale

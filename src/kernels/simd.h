@@ -27,5 +27,12 @@ void ForceSimdTarget(int64_t target);
 std::string SimdTargetName(int64_t target);
 // Name of the target MatMul dispatches to right now.
 std::string ActiveSimdTargetName();
+// Whether one-token BF16 products on the active target run through vdpbf16ps with x split into
+// two BF16 halves (kernels/bf16_pairs-inl.h): AVX-512 targets on CPUs with AVX512_BF16. Their
+// error bound is 2^-16 Σ|x·w| wider than F32's (kernels/matmul.h).
+bool Bf16PairsActive();
+// Turns that path off (true) so that the F32-decode path runs on such CPUs too, or back on.
+// Process-wide: tests and benchmarks only, never while another thread runs a kernel.
+void DisableBf16Pairs(bool disabled);
 
 }  // namespace whale

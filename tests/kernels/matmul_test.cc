@@ -5,7 +5,9 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -91,6 +93,15 @@ double DotTolerance(int64_t k, double abs_products) {
   return (static_cast<double>(k) + 3.0) * kF32Epsilon * abs_products;
 }
 
+// DotTolerance of one token's product through w on the active target: the BF16 path through
+// vdpbf16ps (Bf16PairsActive) splits x into hi + lo with |x - hi - lo| <=
+// 2^-16 |x| (two roundings to BF16's 8 significant bits), so each product may err by 2^-16 |x·w|
+// more.
+double OneTokenTolerance(DType dtype, int64_t k, double abs_products) {
+  const bool split = dtype == DType::BF16 && Bf16PairsActive();
+  return DotTolerance(k, abs_products) + (split ? 0x1p-16 * abs_products : 0.0);
+}
+
 class MatMulDTypeTest : public ::testing::TestWithParam<DType> {};
 
 // y against MatMulRef within DotTolerance for every token and row.
@@ -101,7 +112,9 @@ void ExpectMatchesReference(const TestWeight& w, int64_t n, std::mt19937& rng, T
   MatMulRef(expected, x, n, w.matrix());
   const std::vector<double> scale = AbsProducts(x, n, w);
   for (int64_t i = 0; i < n * w.rows; ++i)
-    ASSERT_NEAR(y[i], expected[i], DotTolerance(w.cols, scale[i]))
+    ASSERT_NEAR(
+        y[i], expected[i],
+        n == 1 ? OneTokenTolerance(w.dtype, w.cols, scale[i]) : DotTolerance(w.cols, scale[i]))
         << Name(w.dtype) << " " << ActiveSimdTargetName() << " n=" << n << " rows=" << w.rows
         << " cols=" << w.cols << " token=" << i / w.rows << " row=" << i % w.rows;
 }
@@ -279,8 +292,19 @@ TEST(MatMul, RejectsBadArguments) {
 // and NaN codes.
 class ForEachTarget : public ::testing::Test {
  protected:
-  void TearDown() override { ForceSimdTarget(0); }
+  void TearDown() override {
+    ForceSimdTarget(0);
+    DisableBf16Pairs(false);
+  }
 };
+
+// The BF16 settings a target runs one token with: vdpbf16ps where the CPU has it, and the F32
+// decode, which such CPUs otherwise never run.
+std::vector<bool> Bf16PairSettings() {
+  DisableBf16Pairs(false);
+  if (Bf16PairsActive()) return {false, true};
+  return {false};
+}
 
 TEST_F(ForEachTarget, MatchesReference) {
   const std::vector<int64_t> targets = SupportedSimdTargets();
@@ -298,6 +322,11 @@ TEST_F(ForEachTarget, MatchesReference) {
           if (dtype == DType::F8_E4M3) {  // the kernels without their NaN check
             w.fp8_nan_free = true;
             for (int64_t n : {1, 3, 7, 13}) ExpectMatchesReference(w, n, rng, &pool);
+          }
+          if (dtype == DType::BF16 && Bf16PairSettings().size() > 1) {  // the F32 decode too
+            DisableBf16Pairs(true);
+            ExpectMatchesReference(w, 1, rng, &pool);
+            DisableBf16Pairs(false);
           }
         }
     // Matrices of over 512 KiB in every dtype, whose tiles read rows in turn up to 4 tokens
@@ -317,6 +346,59 @@ TEST_F(ForEachTarget, MatchesReference) {
 // each term added with at most two roundings (a product and a sum where the multiply-add is not
 // fused); the reference rounds fl(q · s) once per FP8 element. Every rounding is at most 2^-24 of
 // a partial sum bounded by Σ_i |x_i w_ij|, so (2 · rows + 3) roundings of it cover all.
+// One token through BF16 weights with special activations in the vector body and in the partial
+// last chunk: ±infinity and NaN give what F32 gives, and F32's largest finite values (which
+// round to infinity in BF16), subnormals and zeros stay within the tolerance.
+TEST_F(ForEachTarget, Bf16OneTokenSpecialActivations) {
+  const float kMax = std::numeric_limits<float>::max();
+  const float kInf = std::numeric_limits<float>::infinity();
+  const float specials[] = {kInf,   -kInf,   std::numeric_limits<float>::quiet_NaN(),
+                            kMax,   -kMax,   std::nextafter(kMax, 0.0f),
+                            1e-40f, -1e-45f, 0.0f,
+                            -0.0f};
+  const int64_t rows = 9, cols = 37;
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int> eighths(-4, 4);  // |w| <= 1/2: w · kMax stays finite
+  std::vector<uint16_t> bits(rows * cols);
+  for (auto& b : bits) b = F32ToBf16(static_cast<float>(eighths(rng)) / 8.0f);
+  const WeightMatrix w{DType::BF16, bits.data(), rows, cols};
+  for (int64_t target : SupportedSimdTargets()) {
+    ForceSimdTarget(target);
+    for (bool pairs_off : Bf16PairSettings()) {
+      DisableBf16Pairs(pairs_off);
+      for (float special : specials)
+        for (int64_t at : {3, 35}) {
+          std::vector<float> x = RandomActivations(cols, rng);
+          x[at] = special;
+          std::vector<float> y(rows), expected(rows);
+          MatMul(y, x, 1, w, nullptr);
+          MatMulRef(expected, x, 1, w);
+          const TestWeight view{
+              DType::BF16,
+              rows,
+              cols,
+              std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(bits.data()),
+                                   reinterpret_cast<const uint8_t*>(bits.data()) + bits.size() * 2),
+              {}};
+          const std::vector<double> scale = AbsProducts(x, 1, view);
+          for (int64_t i = 0; i < rows; ++i) {
+            const std::string where =
+                SimdTargetName(target) + (pairs_off ? " F32 decode" : "") + " x[" +
+                std::to_string(at) + "] = " + std::to_string(special) + " row " + std::to_string(i);
+            if (std::isnan(expected[i])) {
+              EXPECT_TRUE(std::isnan(y[i])) << where;
+            } else if (std::isinf(expected[i])) {
+              EXPECT_EQ(y[i], expected[i]) << where;
+            } else {
+              EXPECT_NEAR(y[i], expected[i], OneTokenTolerance(DType::BF16, cols, scale[i]))
+                  << where;
+            }
+          }
+        }
+    }
+  }
+}
+
 TEST_F(ForEachTarget, UntransposedMatchesReference) {
   for (int64_t target : SupportedSimdTargets()) {
     ForceSimdTarget(target);

@@ -174,6 +174,21 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_MatMul)->Apply(MatMulArgs);
+
+// One token through BF16 with vdpbf16ps turned off (kernels/simd.h DisableBf16Pairs): on CPUs with
+// AVX512_BF16, the F32 decode that BM_MatMul's BF16 n = 1 rows replace, measured in the same run.
+void BM_MatMulBf16F32Decode(benchmark::State& state) {
+  DisableBf16Pairs(true);
+  BM_MatMul(state);
+  DisableBf16Pairs(false);
+}
+BENCHMARK(BM_MatMulBf16F32Decode)
+    ->Args({1, 1, 7168, 2048, 1})
+    ->Args({1, 1, 384, 1536, 1})
+    ->Args({1, 1, 1536, 384, 1})
+    ->Args({1, 1, 64, 2048, 1})
+    ->ArgNames({"dtype", "n", "rows", "cols", "threads"})
+    ->UseRealTime();
 BENCHMARK(BM_MatMulRef)
     ->ArgsProduct({{0, 1, 2}, {1, 4}, {256}, {2048}})
     ->ArgNames({"dtype", "n", "rows", "cols"});

@@ -19,9 +19,10 @@
 // alternated: from DRAM (512 MiB of copies) 7168 x 2048 23-26 -> 30-34 GB/s, 384 x 1536 25-30 ->
 // 29-36, 1536 x 384 25-31 -> 28-29; in cache (512 x 1024) 64-69 -> 72-74. small-v3 BF16 decode
 // 41-44 -> 57-60 tok/s with 1 thread, 81-85 -> 99-108 with 2. The same instruction did not pay
-// for FP8 (fp8_table-inl.h's BF16 words fed straight to it: 19-23 against 20-25 GB/s from DRAM,
-// 22 against 28-34 in cache): it issues about one per two cycles here, and FP8 needs four per 64
-// bytes of weights where BF16 needs two.
+// for FP8 (fp8_table-inl.h's BF16 words fed straight to it: 19-23 against 20-25 GB/s from DRAM;
+// with 8 accumulators ~40 against 38-40 in L1): FP8's one-token loop held at ~40-46 GB/s in L1
+// whatever its decode (tables, shifts and masks, or this instruction), so there was no decode
+// work left for it to save.
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 

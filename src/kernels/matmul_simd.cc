@@ -18,13 +18,15 @@
 // CPUs with AVX512_BF16 through vdpbf16ps against x split into two BF16 halves, with no decode
 // (bf16_pairs-inl.h). FP8 runs one 128-row scale block at a time with x pre-multiplied by that
 // block's column scales (Fp8ScaledActivations), so its rows are plain sums too; matrices the loader
-// found free of NaN codes skip the NaN check. Small batches (2 tokens up to MatMul's GEMM
-// threshold): tiles of 4 rows x kTileTokens tokens; each weight vector is decoded in registers once
-// per tile and multiplied with every token of the tile; FP8 tiles read the tokens' x times the row
-// block's scales, as the GEMV does. The 4 rows go side by side (each x load shared by them), or in
-// turn for a matrix from memory with only a few tokens (InTurnMaxTokens). Both reduce their
-// accumulators four rows at a time (SumRows4), not with one horizontal sum per output. A token's
-// result does not depend on the thread count or on which tile it falls in.
+// found free of NaN codes skip the NaN check.
+//
+// Small batches (2 tokens up to MatMul's GEMM threshold): tiles of 4 rows x kTileTokens tokens;
+// each weight vector is decoded in registers once per tile and multiplied with every token of the
+// tile; FP8 tiles read the tokens' x times the row block's scales, as the GEMV does. The 4 rows go
+// side by side (each x load shared by them), or in turn for a matrix from memory with only a few
+// tokens (InTurnMaxTokens). Both reduce their accumulators four rows at a time (SumRows4), not with
+// one horizontal sum per output. A token's result does not depend on the thread count or on which
+// tile it falls in.
 #include "kernels/matmul_simd.h"
 
 #include "kernels/simd_targets.h"

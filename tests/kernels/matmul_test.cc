@@ -359,9 +359,11 @@ TEST_F(ForEachTarget, Bf16OneTokenSpecialActivations) {
   const int64_t rows = 9, cols = 37;
   std::mt19937 rng(13);
   std::uniform_int_distribution<int> eighths(-4, 4);  // |w| <= 1/2: w · kMax stays finite
-  std::vector<uint16_t> bits(rows * cols);
-  for (auto& b : bits) b = F32ToBf16(static_cast<float>(eighths(rng)) / 8.0f);
-  const WeightMatrix w{DType::BF16, bits.data(), rows, cols};
+  TestWeight weight{DType::BF16, rows, cols, std::vector<uint8_t>(rows * cols * 2), {}};
+  std::vector<float> values(rows * cols);
+  for (float& v : values) v = static_cast<float>(eighths(rng)) / 8.0f;
+  ConvertFromF32(DType::BF16, values, weight.data.data());
+  const WeightMatrix w = weight.matrix();
   for (int64_t target : SupportedSimdTargets()) {
     ForceSimdTarget(target);
     for (bool pairs_off : Bf16PairSettings()) {
@@ -373,14 +375,7 @@ TEST_F(ForEachTarget, Bf16OneTokenSpecialActivations) {
           std::vector<float> y(rows), expected(rows);
           MatMul(y, x, 1, w, nullptr);
           MatMulRef(expected, x, 1, w);
-          const TestWeight view{
-              DType::BF16,
-              rows,
-              cols,
-              std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(bits.data()),
-                                   reinterpret_cast<const uint8_t*>(bits.data()) + bits.size() * 2),
-              {}};
-          const std::vector<double> scale = AbsProducts(x, 1, view);
+          const std::vector<double> scale = AbsProducts(x, 1, weight);
           for (int64_t i = 0; i < rows; ++i) {
             const std::string where =
                 SimdTargetName(target) + (pairs_off ? " F32 decode" : "") + " x[" +

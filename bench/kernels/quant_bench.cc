@@ -4,12 +4,16 @@
 // rows, cols, threads.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <map>
 #include <random>
 #include <vector>
 
+#include "kernels/activation.h"
 #include "kernels/matmul.h"
 #include "kernels/probe.h"
 #include "kernels/quant.h"
@@ -166,6 +170,112 @@ void BM_AbsorbQueries(benchmark::State& state) {
                          benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// A decode step's routed experts as the model runs them (model/ffn.cc): eight V2-Lite-shaped
+// SwiGLU experts (gate and up [1408, 2048], down [2048, 1408]) drawn at random from a set larger
+// than the last-level cache, one task per expert on the pool's threads, one token. Each iteration
+// also reads the same experts' bytes with the bandwidth probe's loop (ReadFourStreams, no
+// arithmetic), in alternating order, so %reads is the kernel's share of what plain reads get from
+// the same addresses at the same moment: the VM's minute-to-minute swings cancel, and what is left
+// is the kernel's own cost. %read_bw compares with the probe (kernels/probe.h) as the model's
+// roofline does. Arguments: format (0 int8, 1 int4), threads.
+void BM_ExpertStep(benchmark::State& state) {
+  const QuantFormat format = state.range(0) == 0 ? QuantFormat::kInt8 : QuantFormat::kInt4;
+  ThreadPool pool(static_cast<int>(state.range(1)));
+  constexpr int64_t kHidden = 2048, kInter = 1408, kActive = 8;
+  // Each matrix from a 4 KiB boundary and padded to a multiple of 256 bytes (ReadFourStreams).
+  const auto padded = [](int64_t bytes) { return (bytes + 4095) / 4096 * 4096; };
+  const int64_t in_bytes = QuantStoredBytes(format, kInter, kHidden);   // gate or up
+  const int64_t out_bytes = QuantStoredBytes(format, kHidden, kInter);  // down
+  const int64_t matrix_offset[3] = {0, padded(in_bytes), 2 * padded(in_bytes)};
+  const int64_t expert_stride = 2 * padded(in_bytes) + padded(out_bytes);
+  const int64_t n_experts =
+      std::max<int64_t>(4 * kActive, static_cast<int64_t>(kQuantBytesInRotation) / expert_stride);
+  AlignedBuffer all(static_cast<size_t>(n_experts * expert_stride));
+  auto* base = static_cast<uint8_t*>(all.data());
+  std::mt19937 rng(7);
+  {
+    const QuantCopy in = MakeQuantWeight(format, kInter, kHidden, rng);
+    const QuantCopy out = MakeQuantWeight(format, kHidden, kInter, rng);
+    for (int64_t e = 0; e < n_experts; ++e) {
+      uint8_t* expert = base + e * expert_stride;
+      std::memcpy(expert + matrix_offset[0], in.codes.data(), static_cast<size_t>(in_bytes));
+      std::memcpy(expert + matrix_offset[1], in.codes.data(), static_cast<size_t>(in_bytes));
+      std::memcpy(expert + matrix_offset[2], out.codes.data(), static_cast<size_t>(out_bytes));
+    }
+  }
+  const DType dtype = format == QuantFormat::kInt8 ? DType::I8 : DType::U8;
+  std::vector<float> x(kHidden);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (float& v : x) v = uniform(rng);
+  std::vector<float> gate(kActive * kInter), up(kActive * kInter), y(kActive * kHidden);
+  std::vector<int64_t> order(static_cast<size_t>(n_experts));
+  for (int64_t e = 0; e < n_experts; ++e) order[e] = e;
+
+  const auto run_kernels = [&](const int64_t* chosen) {
+    std::atomic<int64_t> next{0};
+    pool.ParallelFor(static_cast<size_t>(pool.size()), 1, [&](size_t, size_t, int) {
+      for (int64_t t; (t = next.fetch_add(1)) < kActive;) {
+        const uint8_t* expert = base + chosen[t] * expert_stride;
+        const std::span<float> g(gate.data() + t * kInter, kInter);
+        const std::span<float> u(up.data() + t * kInter, kInter);
+        MatMul(g, x, 1, WeightMatrix{dtype, expert + matrix_offset[0], kInter, kHidden}, nullptr);
+        MatMul(u, x, 1, WeightMatrix{dtype, expert + matrix_offset[1], kInter, kHidden}, nullptr);
+        SiluMul(g, g, u);
+        MatMul(std::span<float>(y.data() + t * kHidden, kHidden), g, 1,
+               WeightMatrix{dtype, expert + matrix_offset[2], kHidden, kInter}, nullptr);
+      }
+    });
+  };
+  std::atomic<uint64_t> sink{0};
+  const auto run_reads = [&](const int64_t* chosen) {
+    std::atomic<int64_t> next{0};
+    pool.ParallelFor(static_cast<size_t>(pool.size()), 1, [&](size_t, size_t, int) {
+      uint64_t local = 0;
+      for (int64_t t; (t = next.fetch_add(1)) < kActive;) {
+        const uint8_t* expert = base + chosen[t] * expert_stride;
+        local ^= ReadFourStreams(expert + matrix_offset[0], padded(in_bytes));
+        local ^= ReadFourStreams(expert + matrix_offset[1], padded(in_bytes));
+        local ^= ReadFourStreams(expert + matrix_offset[2], padded(out_bytes));
+      }
+      sink.fetch_xor(local, std::memory_order_relaxed);
+    });
+  };
+  const auto seconds = [](auto&& step) {
+    const auto begin = std::chrono::steady_clock::now();
+    step();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  };
+  double kernel_seconds = 0.0, read_seconds = 0.0;
+  int64_t iteration = 0;
+  for (auto _ : state) {
+    // Eight distinct experts, as a token's top-k are.
+    for (int64_t i = 0; i < kActive; ++i) std::swap(order[i], order[i + rng() % (n_experts - i)]);
+    double kernels = 0.0;
+    if (iteration++ % 2 == 0) {
+      kernels = seconds([&] { run_kernels(order.data()); });
+      read_seconds += seconds([&] { run_reads(order.data()); });
+    } else {
+      read_seconds += seconds([&] { run_reads(order.data()); });
+      kernels = seconds([&] { run_kernels(order.data()); });
+    }
+    kernel_seconds += kernels;
+    state.SetIterationTime(kernels);
+    benchmark::DoNotOptimize(y.data());
+  }
+  benchmark::DoNotOptimize(sink.load());
+  const double kernel_bytes = static_cast<double>(kActive * (2 * in_bytes + out_bytes));
+  const double read_bytes =
+      static_cast<double>(kActive * (2 * padded(in_bytes) + padded(out_bytes)));
+  const double kernel_rate = kernel_bytes * static_cast<double>(iteration) / kernel_seconds * 1e-9;
+  const double read_rate = read_bytes * static_cast<double>(iteration) / read_seconds * 1e-9;
+  state.SetLabel(std::string(QuantFormatName(format)) + " " + QuantMatMulTarget());
+  state.counters["GB/s"] = kernel_rate;
+  state.counters["reads_GB/s"] = read_rate;
+  state.counters["%reads"] = 100.0 * kernel_rate / read_rate;
+  state.counters["read_GB/s"] = ReadBandwidth(pool);
+  state.counters["%read_bw"] = 100.0 * kernel_rate / ReadBandwidth(pool);
+}
+
 void QuantArgs(benchmark::internal::Benchmark* b) {
   for (int64_t threads : {1, 2})
     for (int64_t n : {1, 128})
@@ -177,6 +287,11 @@ void QuantArgs(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_QuantMatMul)->Apply(QuantArgs);
+BENCHMARK(BM_ExpertStep)
+    ->ArgsProduct({{0, 1}, {1, 2}})
+    ->ArgNames({"format", "threads"})
+    ->UseManualTime()
+    ->MinTime(2.0);
 BENCHMARK(BM_AbsorbQueries)
     ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 4, 64}, {128}, {512}})
     ->ArgNames({"form", "n", "rows", "cols"});

@@ -47,17 +47,16 @@ class HugeBuffer {
   uint8_t* data_ = nullptr;
 };
 
-// 64-byte vectors of the GCC/Clang vector extension: the compiler emits the widest loads the
-// build's target has (two 32-byte loads each on AVX2, one on AVX-512).
-using Block = uint64_t __attribute__((vector_size(64)));
+double Seconds(std::chrono::steady_clock::time_point begin) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+}
 
-// XOR of every 64-byte block of [p, p + bytes), read as four streams: the four quarters side by
-// side, one accumulator each (XOR has one cycle of latency, so four chains keep two loads per cycle
-// in flight). One core reads four far-apart streams faster than one: on the 2026-12 Zen 5 VM,
-// best of 5 over 1 GiB, one stream 30-32 GB/s with one thread and 59-65 with two, four streams
-// 34-39 and 69-80; 8 and 16 streams fell back (33-34 and 29-30 with one thread). bytes is a
-// multiple of 256.
-uint64_t ReadPiece(const uint8_t* p, size_t bytes) {
+}  // namespace
+
+uint64_t ReadFourStreams(const uint8_t* p, size_t bytes) {
+  // 64-byte vectors of the GCC/Clang vector extension: the compiler emits the widest loads the
+  // build's target has (two 32-byte loads each on AVX2, one on AVX-512).
+  using Block = uint64_t __attribute__((vector_size(64)));
   const Block* b = reinterpret_cast<const Block*>(__builtin_assume_aligned(p, 64));
   const size_t quarter = bytes / sizeof(Block) / 4;
   const Block* b1 = b + quarter;
@@ -75,12 +74,6 @@ uint64_t ReadPiece(const uint8_t* p, size_t bytes) {
   for (int i = 0; i < 8; ++i) out ^= all[i];
   return out;
 }
-
-double Seconds(std::chrono::steady_clock::time_point begin) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-}
-
-}  // namespace
 
 double MeasureReadBandwidth(ThreadPool* pool, const ReadBandwidthOptions& options) {
   if (options.repeats < 1) Fail("MeasureReadBandwidth: repeats = ", options.repeats, " < 1");
@@ -102,7 +95,7 @@ double MeasureReadBandwidth(ThreadPool* pool, const ReadBandwidthOptions& option
   for (int r = 0; r < options.repeats; ++r) {
     const auto begin = std::chrono::steady_clock::now();
     for_pieces(
-        [&](uint8_t* p) { sink.fetch_xor(ReadPiece(p, kPiece), std::memory_order_relaxed); });
+        [&](uint8_t* p) { sink.fetch_xor(ReadFourStreams(p, kPiece), std::memory_order_relaxed); });
     best = std::max(best, static_cast<double>(n_pieces * kPiece) / Seconds(begin) * 1e-9);
   }
   // 0x5A5A... XORed an even number of times per piece is zero; this keeps the loads alive.

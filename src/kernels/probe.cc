@@ -54,6 +54,9 @@ double Seconds(std::chrono::steady_clock::time_point begin) {
 }  // namespace
 
 uint64_t ReadFourStreams(const uint8_t* p, size_t bytes) {
+  if (reinterpret_cast<uintptr_t>(p) % 64 != 0 || bytes % 256 != 0)
+    Fail("ReadFourStreams: ", bytes, " bytes at an address ", reinterpret_cast<uintptr_t>(p) % 64,
+         " bytes past a 64-byte boundary; expected a 64-byte aligned start and a multiple of 256");
   // 64-byte vectors of the GCC/Clang vector extension: the compiler emits the widest loads the
   // build's target has (two 32-byte loads each on AVX2, one on AVX-512).
   using Block = uint64_t __attribute__((vector_size(64)));

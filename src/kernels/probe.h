@@ -28,8 +28,8 @@ double MeasureReadBandwidth(ThreadPool* pool, const ReadBandwidthOptions& option
 // cycle in flight). The probe's loop, exposed so that benchmarks can read a kernel's own bytes the
 // same way. One core reads four far-apart streams faster than one: on the 2026-12 Zen 5 VM, best
 // of 5 over 1 GiB, one stream 30-32 GB/s with one thread and 59-65 with two, four streams 34-39
-// and 69-80; 8 and 16 streams fell back (33-34 and 29-30 with one thread). p is 64-byte aligned
-// and bytes a multiple of 256.
+// and 69-80; 8 and 16 streams fell back (33-34 and 29-30 with one thread). Throws Error unless p
+// is 64-byte aligned and bytes a multiple of 256.
 uint64_t ReadFourStreams(const uint8_t* p, size_t bytes);
 
 struct MatMulPeakOptions {

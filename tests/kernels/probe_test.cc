@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/aligned_buffer.h"
@@ -45,6 +46,22 @@ TEST(ReadFourStreams, FoldsEveryWordOfEveryQuarter) {
       EXPECT_EQ(ReadFourStreams(p, bytes), XorOfWords(p, bytes)) << "byte " << at;
     }
   }
+}
+
+TEST(ReadFourStreams, RejectsAMisalignedStartOrAPartialStep) {
+  AlignedBuffer buffer(1024);
+  const auto* p = static_cast<const uint8_t*>(buffer.data());
+  for (auto [offset, bytes] : {std::pair<size_t, size_t>{8, 256}, {0, 255}, {0, 320}}) {
+    SCOPED_TRACE(offset);
+    try {
+      ReadFourStreams(p + offset, bytes);
+      FAIL() << bytes << " bytes at offset " << offset << " were accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::to_string(bytes) + " bytes"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(ReadFourStreams(p, 0), 0u);
 }
 
 TEST(MeasureReadBandwidth, ReportsAPositiveRateAndRejectsNoRepeats) {

@@ -91,6 +91,12 @@ inline void SplitActivations(uint16_t* hi, uint16_t* lo, const float* x, int64_t
   }
 }
 
+// How far ahead of its reads each row stream asks for lines into L2 (prefetcht1); a stream runs
+// on into its next row, which it reads next. small-v3 BF16 decode, steps alternated at random in
+// one run: 2 threads 12.0 -> 11.2 ms a token, 1 thread 20.5 -> 19.3 (1 KiB: 0-4 % slower than 2,
+// 4 KiB 6 % slower). A prefetch past the matrix's end never faults.
+constexpr int64_t kBf16PrefetchBytes = 2048;
+
 // out[r] = x · W[row[r]] for kRowGroup BF16 rows side by side (each x load shared by the 4), x
 // from SplitActivations; the last, partial chunk of 32 columns through a masked load.
 HWY_INLINE void DotRowsBf16Pairs(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
@@ -104,6 +110,7 @@ HWY_INLINE void DotRowsBf16Pairs(const WeightMatrix& w, const int64_t (&row)[kRo
   const auto chunk = [&](int64_t k, __mmask32 valid, auto full_tag) {
     const __m512i xh = _mm512_loadu_si512(hi + k), xl = _mm512_loadu_si512(lo + k);
     for (int r = 0; r < kRowGroup; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(wr[r] + k) + kBf16PrefetchBytes, _MM_HINT_T1);
       const __m512i wv = decltype(full_tag)::value ? _mm512_loadu_si512(wr[r] + k)
                                                    : _mm512_maskz_loadu_epi16(valid, wr[r] + k);
       acc_hi[r] = DotBf16Pairs(acc_hi[r], wv, xh);

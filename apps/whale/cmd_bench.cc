@@ -4,8 +4,7 @@
 //
 // Rooflines:
 //   decode  = bytes read per decoded token x decode tok/s / read bandwidth, where the bytes are
-//             counted from the actual tensor types (absorbed attention's F32 W_UK included):
-//             attention, dense FFN, shared experts, the
+//             counted from the actual tensor types: attention, dense FFN, shared experts, the
 //             router, top-k routed experts per MoE layer, the output head and one embedding row,
 //             plus the latent KV cache read at the mean decode position. Each round's decode
 //             is divided by the bandwidth read right after it; the median over rounds.
@@ -91,16 +90,9 @@ ActiveSet CountActive(const whale::Weights& weights) {
   ActiveSet set;
   for (const whale::BlockWeights& block : weights.layers) {
     const whale::MlaWeights& a = block.attention;
-    for (const whale::WeightMatrix* w : {&a.q_a, &a.q_b, &a.q, &a.kv_a, &a.o}) set.Add(*w);
-    // Absorbed attention reads kv_b's value rows as stored and its key rows as the model's
-    // precomputed F32 transpose (model.h, AbsorbedKeyWeight).
-    const double key_fraction = static_cast<double>(c.qk_nope_head_dim) /
-                                static_cast<double>(c.qk_nope_head_dim + c.v_head_dim);
-    set.Add(a.kv_b, 1.0 - key_fraction);
-    const double key_elements = key_fraction * static_cast<double>(a.kv_b.rows * a.kv_b.cols);
-    set.bytes += 4 * key_elements;
-    set.elements += key_elements;
-    set.elements_by_dtype[whale::DType::F32] += key_elements;
+    // Absorbed attention reads all of kv_b in its stored type: the key rows W_UK through
+    // MatMulUntransposed, the value rows W_UV through MatMul.
+    for (const whale::WeightMatrix* w : {&a.q_a, &a.q_b, &a.q, &a.kv_a, &a.kv_b, &a.o}) set.Add(*w);
     if (!block.is_moe) {
       set.AddMlp(block.dense);
       continue;

@@ -18,6 +18,7 @@
 #include "kernels/probe.h"
 #include "kernels/quant.h"
 #include "kernels/quant_matmul.h"
+#include "kernels/simd.h"
 #include "tensor/dtype.h"
 #include "util/aligned_buffer.h"
 #include "util/thread_pool.h"
@@ -177,15 +178,17 @@ void BM_AbsorbQueries(benchmark::State& state) {
 // arithmetic), in alternating order, so %reads is the kernel's share of what plain reads get from
 // the same addresses at the same moment: the VM's minute-to-minute swings cancel, and what is left
 // is the kernel's own cost. %read_bw compares with the probe (kernels/probe.h) as the model's
-// roofline does. Arguments: format (0 int8, 1 int4), threads.
+// roofline does. Arguments: format (0 int8, 1 int4, 2 FP8 e4m3 with 128 x 128 block scales),
+// threads.
 void BM_ExpertStep(benchmark::State& state) {
+  const bool fp8 = state.range(0) == 2;
   const QuantFormat format = state.range(0) == 0 ? QuantFormat::kInt8 : QuantFormat::kInt4;
   ThreadPool pool(static_cast<int>(state.range(1)));
   constexpr int64_t kHidden = 2048, kInter = 1408, kActive = 8;
   // Each matrix from a 4 KiB boundary and padded to a multiple of 256 bytes (ReadFourStreams).
   const auto padded = [](int64_t bytes) { return (bytes + 4095) / 4096 * 4096; };
-  const int64_t in_bytes = QuantStoredBytes(format, kInter, kHidden);   // gate or up
-  const int64_t out_bytes = QuantStoredBytes(format, kHidden, kInter);  // down
+  const int64_t in_bytes = fp8 ? kInter * kHidden : QuantStoredBytes(format, kInter, kHidden);
+  const int64_t out_bytes = fp8 ? kHidden * kInter : QuantStoredBytes(format, kHidden, kInter);
   const int64_t matrix_offset[3] = {0, padded(in_bytes), 2 * padded(in_bytes)};
   const int64_t expert_stride = 2 * padded(in_bytes) + padded(out_bytes);
   const int64_t n_experts =
@@ -193,7 +196,12 @@ void BM_ExpertStep(benchmark::State& state) {
   AlignedBuffer all(static_cast<size_t>(n_experts * expert_stride));
   auto* base = static_cast<uint8_t*>(all.data());
   std::mt19937 rng(7);
-  {
+  if (fp8) {
+    // Random finite codes of moderate size (as BM_AbsorbQueries): the decode has no branch.
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (int64_t i = 0; i < n_experts * expert_stride; ++i)
+      base[i] = static_cast<uint8_t>(byte(rng) & 0x77);
+  } else {
     const QuantCopy in = MakeQuantWeight(format, kInter, kHidden, rng);
     const QuantCopy out = MakeQuantWeight(format, kHidden, kInter, rng);
     for (int64_t e = 0; e < n_experts; ++e) {
@@ -203,7 +211,12 @@ void BM_ExpertStep(benchmark::State& state) {
       std::memcpy(expert + matrix_offset[2], out.codes.data(), static_cast<size_t>(out_bytes));
     }
   }
-  const DType dtype = format == QuantFormat::kInt8 ? DType::I8 : DType::U8;
+  const DType dtype = fp8 ? DType::F8_E4M3 : format == QuantFormat::kInt8 ? DType::I8 : DType::U8;
+  // F8_E4M3: every matrix's [ceil(rows / 128), ceil(cols / 128)] block scales (at most 16 x 16).
+  const std::vector<float> scales(fp8 ? 256 : 0, 0.01f);
+  const auto matrix = [&](const uint8_t* data, int64_t rows, int64_t cols) {
+    return WeightMatrix{dtype, data, rows, cols, fp8 ? scales.data() : nullptr, fp8};
+  };
   std::vector<float> x(kHidden);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (float& v : x) v = uniform(rng);
@@ -218,11 +231,11 @@ void BM_ExpertStep(benchmark::State& state) {
         const uint8_t* expert = base + chosen[t] * expert_stride;
         const std::span<float> g(gate.data() + t * kInter, kInter);
         const std::span<float> u(up.data() + t * kInter, kInter);
-        MatMul(g, x, 1, WeightMatrix{dtype, expert + matrix_offset[0], kInter, kHidden}, nullptr);
-        MatMul(u, x, 1, WeightMatrix{dtype, expert + matrix_offset[1], kInter, kHidden}, nullptr);
+        MatMul(g, x, 1, matrix(expert + matrix_offset[0], kInter, kHidden), nullptr);
+        MatMul(u, x, 1, matrix(expert + matrix_offset[1], kInter, kHidden), nullptr);
         SiluMul(g, g, u);
         MatMul(std::span<float>(y.data() + t * kHidden, kHidden), g, 1,
-               WeightMatrix{dtype, expert + matrix_offset[2], kHidden, kInter}, nullptr);
+               matrix(expert + matrix_offset[2], kHidden, kInter), nullptr);
       }
     });
   };
@@ -268,7 +281,8 @@ void BM_ExpertStep(benchmark::State& state) {
       static_cast<double>(kActive * (2 * padded(in_bytes) + padded(out_bytes)));
   const double kernel_rate = kernel_bytes * static_cast<double>(iteration) / kernel_seconds * 1e-9;
   const double read_rate = read_bytes * static_cast<double>(iteration) / read_seconds * 1e-9;
-  state.SetLabel(std::string(QuantFormatName(format)) + " " + QuantMatMulTarget());
+  state.SetLabel(fp8 ? "FP8 " + ActiveSimdTargetName()
+                     : std::string(QuantFormatName(format)) + " " + QuantMatMulTarget());
   state.counters["GB/s"] = kernel_rate;
   state.counters["reads_GB/s"] = read_rate;
   state.counters["%reads"] = 100.0 * kernel_rate / read_rate;
@@ -288,7 +302,7 @@ void QuantArgs(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_QuantMatMul)->Apply(QuantArgs);
 BENCHMARK(BM_ExpertStep)
-    ->ArgsProduct({{0, 1}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2}, {1, 2}})
     ->ArgNames({"format", "threads"})
     ->UseManualTime()
     ->MinTime(2.0);

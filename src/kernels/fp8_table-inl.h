@@ -1,6 +1,7 @@
 // FP8 e4m3 rows of the one-token kernel decoded through byte tables (fp8_table.h), for x86
 // targets with AVX-512 VBMI (Highway's AVX3_DL and later: Ice Lake, Zen 4). Included by
-// matmul_simd.cc inside its per-target namespace, after SumRows4 and kRowGroup.
+// matmul_simd.cc inside its per-target namespace, after SumRows4, kRowGroup and
+// ForSpreadRowGroups.
 //
 // Every e4m3 value (subnormals and NaN included) is exact in BF16, i.e. in the upper 16 bits of
 // its F32. Two 128-entry tables hold those two bytes for each 7-bit magnitude; vpermt2b looks up
@@ -45,59 +46,84 @@ inline void Fp8TableScaledActivations(float* xs, const float* x, const WeightMat
   }
 }
 
-// The 64 codes at p (the first `valid` of them; the rest read as zero) times xs's 64 values,
-// added into the 4 accumulators.
+// The 4 byte tables and the constants of the decode, loaded once per row group so that they stay
+// in registers.
+struct Fp8TableRegisters {
+  __m512i high0 = _mm512_load_si512(kFp8ByteTables.high);
+  __m512i high1 = _mm512_load_si512(kFp8ByteTables.high + 64);
+  __m512i low0 = _mm512_load_si512(kFp8ByteTables.low);
+  __m512i low1 = _mm512_load_si512(kFp8ByteTables.low + 64);
+  __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i zero = _mm512_setzero_si512();
+};
+
+// f32[q] = the F32 values of the 64 codes at p (the first `valid` of them; the rest read as zero),
+// lane group L of f32[q] holding codes 16L + 4q .. 16L + 4q + 3.
 template <bool kFull>
-HWY_INLINE void Fp8TableChunk(const uint8_t* p, __mmask64 valid, const float* xs,
-                              __m512 (&acc)[4]) {
-  const __m512i high0 = _mm512_load_si512(kFp8ByteTables.high);
-  const __m512i high1 = _mm512_load_si512(kFp8ByteTables.high + 64);
-  const __m512i low0 = _mm512_load_si512(kFp8ByteTables.low);
-  const __m512i low1 = _mm512_load_si512(kFp8ByteTables.low + 64);
-  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
-  const __m512i zero = _mm512_setzero_si512();
+HWY_INLINE void Fp8TableDecode(const Fp8TableRegisters& t, const uint8_t* p, __mmask64 valid,
+                               __m512 (&f32)[4]) {
   __m512i codes = kFull ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(valid, p);
   // Held in a register: GCC otherwise reloads it from memory for each of its three uses (vpermi2b
   // overwrites its index), and 512-bit loads are what this loop has least of.
   asm("" : "+v"(codes));
   // high | (codes & sign): ternary-logic truth table 0xF8 is A | (B & C).
-  const __m512i high =
-      _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(high0, codes, high1), codes, sign, 0xF8);
-  const __m512i low = _mm512_permutex2var_epi8(low0, codes, low1);
+  const __m512i high = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(t.high0, codes, t.high1),
+                                                 codes, t.sign, 0xF8);
+  const __m512i low = _mm512_permutex2var_epi8(t.low0, codes, t.low1);
   const __m512i words0 = _mm512_unpacklo_epi8(low, high);  // lane L: codes 16L .. 16L + 7
   const __m512i words1 = _mm512_unpackhi_epi8(low, high);  // lane L: codes 16L + 8 .. 16L + 15
-  const __m512i f32[4] = {_mm512_unpacklo_epi16(zero, words0), _mm512_unpackhi_epi16(zero, words0),
-                          _mm512_unpacklo_epi16(zero, words1), _mm512_unpackhi_epi16(zero, words1)};
-  for (int q = 0; q < 4; ++q)
-    acc[q] = _mm512_fmadd_ps(_mm512_castsi512_ps(f32[q]), _mm512_load_ps(xs + 16 * q), acc[q]);
+  f32[0] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(t.zero, words0));
+  f32[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(t.zero, words0));
+  f32[2] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(t.zero, words1));
+  f32[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(t.zero, words1));
 }
 
-// The loop has ~18 instructions per 64-byte line, and on its own it kept too few lines in flight:
-// one core streamed 10-11 GB/s from DRAM against 16-17 for the F16 decode (7168 x 2048,
-// BM_MatMul). Prefetching into L2 this far ahead took it to 18-21 (into L1 at 1-2 KiB: no gain;
-// 4 and 16 KiB about as good as 8). A prefetch past the matrix's end never faults.
-constexpr int64_t kFp8TablePrefetchBytes = 8192;
+// How far ahead of its reads each row stream asks for its lines into L2. The loop has ~15
+// instructions per 64-byte line, and on its own it kept too few lines in flight (one stream, one
+// core: 10-11 GB/s from DRAM without, 18-21 at 8 KiB ahead). With four streams, BM_ExpertStep
+// FP8 (2 threads) read 74-77 % of plain reads' speed at 2 KiB, 74-76 at 1 KiB, 65-69 at 4 KiB
+// and 60-64 at 8 KiB.
+constexpr int64_t kFp8TablePrefetchBytes = 2048;
 
-// out[r] = xs · W[row[r]] for kRowGroup FP8 rows, one after another (one sequential stream), xs
-// from Fp8TableScaledActivations.
+// out[r] = xs · W[row[r]] for kRowGroup FP8 rows read side by side (each x vector loaded once for
+// the 4 rows, two accumulators per row), xs from Fp8TableScaledActivations. The rows come from
+// ForSpreadRowGroups, far apart: four sequential streams, which one core reads from DRAM faster
+// than the one stream of rows taken in turn (2026-12-02 Zen 5 VM, runs alternated, BM_ExpertStep
+// FP8 with one thread: 72-77 % of plain reads in turn, 74-79 % side by side; BM_MatMul 7168 x
+// 2048 from DRAM: 26-28 against 28-31 GB/s). In L2 (64 x 2048) both run at 38-41 GB/s.
 HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
                                 const float* xs, float (&out)[kRowGroup]) {
   const DF df;
   const int64_t cols = w.cols;
   const int64_t full = cols / kFp8TableChunk * kFp8TableChunk;
   const __mmask64 tail_mask = _bzhi_u64(~uint64_t{0}, static_cast<unsigned>(cols - full));
-  VF total[kRowGroup];
-  for (int r = 0; r < kRowGroup; ++r) {
-    const uint8_t* wr = static_cast<const uint8_t*>(w.data) + row[r] * cols;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    for (int64_t k = 0; k < full; k += kFp8TableChunk) {
-      _mm_prefetch(reinterpret_cast<const char*>(wr + k + kFp8TablePrefetchBytes), _MM_HINT_T1);
-      Fp8TableChunk<true>(wr + k, ~__mmask64{0}, xs + k, acc);
+  const Fp8TableRegisters t;
+  const uint8_t* wr[kRowGroup];
+  for (int r = 0; r < kRowGroup; ++r) wr[r] = static_cast<const uint8_t*>(w.data) + row[r] * cols;
+  __m512 acc[kRowGroup][2];
+  for (int r = 0; r < kRowGroup; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const auto chunk = [&](int64_t k, auto full_tag) {
+    const __m512 x[4] = {_mm512_load_ps(xs + k), _mm512_load_ps(xs + k + 16),
+                         _mm512_load_ps(xs + k + 32), _mm512_load_ps(xs + k + 48)};
+    for (int r = 0; r < kRowGroup; ++r) {
+      __m512 f32[4];
+      if constexpr (decltype(full_tag)::value) {
+        _mm_prefetch(reinterpret_cast<const char*>(wr[r] + k + kFp8TablePrefetchBytes),
+                     _MM_HINT_T1);
+        Fp8TableDecode<true>(t, wr[r] + k, ~__mmask64{0}, f32);
+      } else {
+        Fp8TableDecode<false>(t, wr[r] + k, tail_mask, f32);
+      }
+      acc[r][0] = _mm512_fmadd_ps(f32[0], x[0], acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(f32[1], x[1], acc[r][1]);
+      acc[r][0] = _mm512_fmadd_ps(f32[2], x[2], acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(f32[3], x[3], acc[r][1]);
     }
-    if (full < cols) Fp8TableChunk<false>(wr + full, tail_mask, xs + full, acc);
-    total[r].raw = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-  }
+  };
+  for (int64_t k = 0; k < full; k += kFp8TableChunk) chunk(k, std::true_type());
+  if (full < cols) chunk(full, std::false_type());
+  VF total[kRowGroup];
+  for (int r = 0; r < kRowGroup; ++r) total[r].raw = _mm512_add_ps(acc[r][0], acc[r][1]);
   SumRows4(df, total, out);
 }
 
@@ -117,14 +143,11 @@ inline void GemvRowsFp8Table(float* y, const float* x, const WeightMatrix& w, in
     const int64_t rb = b0 / kWeightScaleBlock;
     const int64_t b1 = std::min(row_end, (rb + 1) * kWeightScaleBlock);
     Fp8TableScaledActivations(scaled, x, w, rb);
-    for (int64_t r0 = b0; r0 < b1; r0 += kRowGroup) {
-      const int n_rows = static_cast<int>(std::min<int64_t>(kRowGroup, b1 - r0));
-      int64_t row[kRowGroup];
-      GroupRows(r0, n_rows, row);
+    ForSpreadRowGroups(b0, b1, [&](const int64_t(&row)[kRowGroup], int n_rows) {
       float out[kRowGroup];
       DotRowsFp8Table(w, row, scaled, out);
-      for (int r = 0; r < n_rows; ++r) y[r0 + r] = out[r];
-    }
+      for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
+    });
     b0 = b1;
   }
 }

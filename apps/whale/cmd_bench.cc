@@ -44,7 +44,8 @@ struct BenchFlags {
   int repeat = 1;
   bool json = false;
   int64_t bandwidth_mib = 1024;
-  int64_t batch = 1;  // sequences decoded together in the batched-decode measurement
+  int64_t batch = 1;     // sequences decoded together in the batched-decode measurement
+  bool profile = false;  // time the decode's stages (Model::set_profiling)
 };
 
 double WeightBytes(const whale::WeightMatrix& w) {
@@ -65,23 +66,30 @@ double WeightBytes(const whale::WeightMatrix& w) {
   }
 }
 
+// The stages of whale::ForwardProfile, in its order, plus what none of them covers.
+enum Stage { kProjections, kCore, kRouter, kExperts, kDenseFfn, kHead, kOther, kStages };
+constexpr const char* kStageNames[kStages] = {
+    "attention_projections", "attention_core", "router", "experts", "dense_ffn", "head", "other"};
+
 // What one token reads and computes through the linear layers.
 struct ActiveSet {
-  double bytes = 0;         // weight bytes
-  double elements = 0;      // weight elements (2 FLOPs each)
-  double expert_bytes = 0;  // one routed expert's weight bytes, summed over the MoE layers
+  double bytes = 0;                  // weight bytes
+  double stage_bytes[kStages] = {};  // the same, by the stage that reads them
+  double elements = 0;               // weight elements (2 FLOPs each)
+  double expert_bytes = 0;           // one routed expert's weight bytes, summed over the MoE layers
   int64_t moe_layers = 0;
   std::map<whale::DType, double> elements_by_dtype;  // where the prefill FLOPs are
-  void Add(const whale::WeightMatrix& w, double times = 1.0) {
+  void Add(const whale::WeightMatrix& w, Stage stage, double times = 1.0) {
     if (w.data == nullptr) return;
     bytes += times * WeightBytes(w);
+    stage_bytes[stage] += times * WeightBytes(w);
     elements += times * static_cast<double>(w.rows) * static_cast<double>(w.cols);
     elements_by_dtype[w.dtype] += times * static_cast<double>(w.rows) * static_cast<double>(w.cols);
   }
-  void AddMlp(const whale::MlpWeights& m, double times = 1.0) {
-    Add(m.gate, times);
-    Add(m.up, times);
-    Add(m.down, times);
+  void AddMlp(const whale::MlpWeights& m, Stage stage, double times = 1.0) {
+    Add(m.gate, stage, times);
+    Add(m.up, stage, times);
+    Add(m.down, stage, times);
   }
 };
 
@@ -90,26 +98,31 @@ ActiveSet CountActive(const whale::Weights& weights) {
   ActiveSet set;
   for (const whale::BlockWeights& block : weights.layers) {
     const whale::MlaWeights& a = block.attention;
+    for (const whale::WeightMatrix* w : {&a.q_a, &a.q_b, &a.q, &a.kv_a, &a.o})
+      set.Add(*w, kProjections);
     // Absorbed attention reads all of kv_b in its stored type: the key rows W_UK through
     // MatMulUntransposed, the value rows W_UV through MatMul.
-    for (const whale::WeightMatrix* w : {&a.q_a, &a.q_b, &a.q, &a.kv_a, &a.kv_b, &a.o}) set.Add(*w);
+    set.Add(a.kv_b, kCore);
     if (!block.is_moe) {
-      set.AddMlp(block.dense);
+      set.AddMlp(block.dense, kDenseFfn);
       continue;
     }
-    set.Add(block.moe.router);
-    if (block.moe.shared) set.AddMlp(*block.moe.shared);
+    set.Add(block.moe.router, kRouter);
+    if (block.moe.shared) set.AddMlp(*block.moe.shared, kExperts);
     // Random routing spreads tokens evenly; every expert of a layer has the same shape and type.
     if (!block.moe.experts.empty()) {
       const whale::MlpWeights& e = block.moe.experts.front();
-      set.AddMlp(e, static_cast<double>(c.num_experts_per_tok));
+      set.AddMlp(e, kExperts, static_cast<double>(c.num_experts_per_tok));
       set.expert_bytes += WeightBytes(e.gate) + WeightBytes(e.up) + WeightBytes(e.down);
       ++set.moe_layers;
     }
   }
-  set.Add(weights.lm_head);
+  set.Add(weights.lm_head, kHead);
   // One embedding row.
-  set.bytes += WeightBytes(weights.embed) / static_cast<double>(std::max<int64_t>(1, c.vocab_size));
+  const double embed_row =
+      WeightBytes(weights.embed) / static_cast<double>(std::max<int64_t>(1, c.vocab_size));
+  set.bytes += embed_row;
+  set.stage_bytes[kOther] += embed_row;
   return set;
 }
 
@@ -161,6 +174,8 @@ int Bench(const BenchFlags& f) {
   for (int32_t& t : prompt) t = token(rng);
   std::vector<float> logits(c.vocab_size);  // [1, vocab]
   std::vector<double> prefill_rates, decode_rates;
+  double profile_seconds[kStages] = {};  // --profile: each stage's decode time, all rounds
+  double decode_seconds = 0;             // all rounds' decode time
   // The read bandwidth, measured right after each round's decode: on a shared VM it swings
   // between runs (the 2-core development VM read 30-80 GB/s with 2 threads within one hour), and a
   // ratio of a decode to a probe minutes apart said more about the VM than about the decode.
@@ -185,13 +200,25 @@ int Bench(const BenchFlags& f) {
     model.Forward({&chunk, 1}, logits);
     prefill_rates.push_back(static_cast<double>(f.prompt) / Seconds(begin));
     int32_t next = prompt.back();
+    model.set_profiling(f.profile);
     begin = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < f.decode; ++i) {
       const whale::SequenceChunk step{&cache, {&next, 1}, false};
       model.Forward({&step, 1}, logits);
       next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     }
-    decode_rates.push_back(static_cast<double>(f.decode) / Seconds(begin));
+    const double seconds = Seconds(begin);
+    decode_rates.push_back(static_cast<double>(f.decode) / seconds);
+    decode_seconds += seconds;
+    const whale::ForwardProfile& p = model.profile();
+    const double stages[kOther] = {
+        p.attention_projections, p.attention_core, p.router, p.experts, p.dense_ffn, p.head};
+    for (int s = 0; s < kOther; ++s) {
+      profile_seconds[s] += stages[s];
+      profile_seconds[kOther] -= stages[s];
+    }
+    profile_seconds[kOther] += seconds;
+    model.set_profiling(false);
     bandwidths.push_back(whale::MeasureReadBandwidth(&pool, bw_options));
   }
 
@@ -275,6 +302,21 @@ int Bench(const BenchFlags& f) {
     decode_ratios.push_back(decode_bytes * decode_rates[r] / (bandwidths[r] * 1e9));
   const double decode_roofline = Median(decode_ratios);
   const double prefill_roofline = prefill_flops * prefill / (peak * 1e9);
+  // --profile: each stage's share of the decode, the bytes it reads per token (the latent cache
+  // with the attention core) and the rate it reads them at.
+  struct StageFigures {
+    double ms_per_token, share, bytes, gb_s;
+  };
+  std::vector<StageFigures> stages;
+  if (f.profile) {
+    const double tokens = static_cast<double>(f.decode) * f.repeat;
+    for (int s = 0; s < kStages; ++s) {
+      const double per_token = profile_seconds[s] / tokens;
+      const double bytes = active.stage_bytes[s] + (s == kCore ? kv_bytes : 0.0);
+      stages.push_back({per_token * 1e3, profile_seconds[s] / decode_seconds, bytes,
+                        per_token > 0 ? bytes / per_token * 1e-9 : 0.0});
+    }
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   const double peak_rss_mib = static_cast<double>(usage.ru_maxrss) / 1024.0;
@@ -307,6 +349,17 @@ int Bench(const BenchFlags& f) {
       j["batch_decode_bound"] = batch_memory_bound ? "memory" : "compute";
       j["batch_decode_bound_roofline"] = batch_bound_roofline;
     }
+    if (f.profile) {
+      nlohmann::ordered_json profile = nlohmann::ordered_json::array();
+      for (int s = 0; s < kStages; ++s)
+        profile.push_back({{"stage", kStageNames[s]},
+                           {"ms_per_token", stages[s].ms_per_token},
+                           {"share", stages[s].share},
+                           {"bytes_per_token", stages[s].bytes},
+                           {"read_gb_s", stages[s].gb_s},
+                           {"read_bandwidth_fraction", stages[s].gb_s / bandwidth}});
+      j["decode_profile"] = profile;
+    }
     j["peak_rss_mib"] = peak_rss_mib;
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -337,6 +390,14 @@ int Bench(const BenchFlags& f) {
                 100 * batch_roofline, 100 * batch_bound_roofline,
                 batch_memory_bound ? "memory: bytes / read bandwidth" : "compute: FLOPs / peak");
   }
+  if (f.profile) {
+    std::printf("decode profile   %-22s %9s %6s %9s %7s %6s\n", "stage", "ms/token", "share",
+                "MB/token", "GB/s", "% bw");
+    for (int s = 0; s < kStages; ++s)
+      std::printf("                 %-22s %9.3f %5.1f%% %9.1f %7.1f %5.1f%%\n", kStageNames[s],
+                  stages[s].ms_per_token, 100 * stages[s].share, stages[s].bytes * 1e-6,
+                  stages[s].gb_s, 100 * stages[s].gb_s / bandwidth);
+  }
   std::printf("peak RSS         %8.0f MiB\n", peak_rss_mib);
   return 0;
 }
@@ -356,6 +417,9 @@ std::function<int()> Setup(CLI::App& sub) {
   sub.add_option("-b,--batch", f->batch,
                  "also decode this many sequences together (batched decode; 1 = off)")
       ->capture_default_str();
+  sub.add_flag("--profile", f->profile,
+               "also time the decode's stages: attention projections and core, router, experts, "
+               "dense FFN, output head");
   sub.add_flag("--json", f->json, "print one JSON object instead of the table");
   return [f] { return Bench(*f); };
 }

@@ -51,6 +51,7 @@ void Model::Attention(const MlaWeights& w, int64_t cache_layer,
   const int64_t r = c.kv_lora_rank;
   const int64_t row = r + rope;  // one cache row: [latent | k_pe]
   const float eps = static_cast<float>(c.rms_norm_eps);
+  StageTimer projections(Stage(&ForwardProfile::attention_projections));
 
   // Queries: q [n, heads, qk] = W_qb · RMSNorm(W_qa · x), or W_q · x without q compression.
   const std::span<float> q(q_, n * heads * qk);
@@ -80,6 +81,8 @@ void Model::Attention(const MlaWeights& w, int64_t cache_layer,
 
   const int64_t head_rows = nope + dv;
   const int64_t L = options_.max_context;
+  projections.Pause();
+  StageTimer core(Stage(&ForwardProfile::attention_core));
   if (options_.attention == AttentionForm::kAbsorbed) {
     AbsorbedAttention(w, cache_layer, batch, n);
   } else {
@@ -117,6 +120,9 @@ void Model::Attention(const MlaWeights& w, int64_t cache_layer,
       }
     });
   }
+
+  core.Pause();
+  projections.Resume();
 
   // out [n, hidden] = W_o · [o^0; ...; o^{H-1}]
   MatMul(out, std::span<const float>(attn_out_, n * heads * dv), n, w.o, &pool_);

@@ -24,6 +24,7 @@ void Model::Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::s
   const int64_t experts = config_.n_routed_experts;
   const int64_t k = config_.num_experts_per_tok;
 
+  StageTimer router_time(Stage(&ForwardProfile::router));
   // Route: router logits [n, experts] (F32), then each token's top-k experts and weights.
   const std::span<float> logits(router_logits_, n * experts);
   MatMul(logits, x, n, w.router, &pool_);
@@ -34,6 +35,8 @@ void Model::Moe(const MoeWeights& w, int64_t n, std::span<const float> x, std::s
     RouteToken(std::span<int32_t>(expert_ids_.data() + t * k, k),
                std::span<float>(expert_weights_.data() + t * k, k),
                logits.subspan(t * experts, experts), bias, router_, scratch);
+  router_time.Pause();
+  StageTimer experts_time(Stage(&ForwardProfile::experts));
 
   // Group the (token, slot) pairs by expert, tokens in order within an expert (counting sort),
   // so each expert runs one matrix product over all of its tokens.

@@ -197,6 +197,7 @@ void Model::Block(const BlockWeights& block, int64_t cache_layer,
   if (block.is_moe) {
     Moe(block.moe, n, normed, branch);
   } else {
+    const StageTimer dense_time(Stage(&ForwardProfile::dense_ffn));
     Mlp(block.dense, config_.intermediate_size, n, normed, branch, gate_, up_, &pool_);
   }
   for (int64_t i = 0; i < n * d; ++i) residual[i] += branch[i];
@@ -205,6 +206,7 @@ void Model::Block(const BlockWeights& block, int64_t cache_layer,
 void Model::Head(const NormWeight& norm, const WeightMatrix& head,
                  std::span<const SequenceChunk> batch, int64_t n, std::span<float> logits,
                  std::span<float> final_hidden) {
+  const StageTimer head_time(Stage(&ForwardProfile::head));
   const int64_t d = config_.hidden_size;
   const int64_t rows = LogitRows(batch);
   if (static_cast<int64_t>(logits.size()) != rows * config_.vocab_size)

@@ -6,7 +6,9 @@
 // `max_batch_tokens`; nothing is allocated per call.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -37,6 +39,18 @@ struct ModelOptions {
   AttentionForm attention = AttentionForm::kAbsorbed;
 };
 
+// Wall time of Forward's stages in seconds, summed over the calls made while profiling is on
+// (whale bench --profile). What no stage covers (embedding, the blocks' norms and residual adds,
+// the MTP module's own products) is left out.
+struct ForwardProfile {
+  double attention_projections = 0;  // q (and its low-rank path), kv_a with the cache write, o
+  double attention_core = 0;         // attention over the latent cache, kv_b's absorption included
+  double router = 0;                 // router logits and top-k
+  double experts = 0;                // routed and shared experts, and their weighted sum
+  double dense_ffn = 0;              // the dense SwiGLU of the first layers
+  double head = 0;                   // final norm and output head
+};
+
 // The router settings of a config's MoE layers (kernels/router.h), validated by the caller.
 RouterParams RouterParamsFor(const ModelConfig& config);
 
@@ -51,6 +65,13 @@ class Model {
   // decode step actually reads, for its roofline (whale bench).
   int64_t routed_experts_read() const { return routed_experts_read_; }
   void set_attention_form(AttentionForm form) { options_.attention = form; }
+  // Off by default; turning it on (or off) clears the sums. The clock is read twice per stage and
+  // layer, ~300 times a V2-Lite token, well under 0.1 % of its time.
+  void set_profiling(bool on) {
+    profiling_ = on;
+    profile_ = {};
+  }
+  const ForwardProfile& profile() const { return profile_; }
 
   // A cache for the main layers / for the MTP module, `context` positions long.
   KvCache NewCache(int64_t context) const;
@@ -73,6 +94,33 @@ class Model {
                   std::span<float> logits);
 
  private:
+  // Adds the time from construction (or Resume) to destruction (or Pause) to *sink; a null sink
+  // (profiling off) reads no clock.
+  class StageTimer {
+   public:
+    explicit StageTimer(double* sink) : sink_(sink) { Resume(); }
+    ~StageTimer() { Pause(); }
+    StageTimer(const StageTimer&) = delete;
+    StageTimer& operator=(const StageTimer&) = delete;
+    void Resume() {
+      if (sink_) begin_ = std::chrono::steady_clock::now();
+    }
+    void Pause() {
+      if (sink_ && begin_) {
+        *sink_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - *begin_).count();
+        begin_.reset();
+      }
+    }
+
+   private:
+    double* sink_;
+    std::optional<std::chrono::steady_clock::time_point> begin_;
+  };
+  // Where a stage's time goes: the profile's member, or nowhere when profiling is off.
+  double* Stage(double ForwardProfile::*member) {
+    return profiling_ ? &(profile_.*member) : nullptr;
+  }
+
   struct TokenInfo {
     int32_t chunk;     // index into the batch
     int64_t position;  // absolute position in its sequence
@@ -127,6 +175,8 @@ class Model {
   // Expert-parallel MoE (few tokens, see ffn.cc), indexed by grouped slot p < kExpertParallelSlots:
   std::vector<int32_t> active_experts_;  // [n_routed_experts]: experts with tokens this call
   int64_t routed_experts_read_ = 0;
+  bool profiling_ = false;
+  ForwardProfile profile_;
   std::vector<int32_t> expert_tasks_;  // [n_routed_experts + 1]: largest first; -1 = shared
   float* slot_in_;                     // [p, hidden]: the slot's token
   float* slot_out_;                    // [p, hidden]: its expert's output

@@ -1,6 +1,6 @@
 #!/bin/sh
-# `whale bench --json` on a random tiny-v3 checkpoint: every documented field is there and
-# consistent (README, "Speed and whale bench"). The figures themselves are not checked: speed is
+# `whale bench --json --profile` on a random tiny-v3 checkpoint: every documented field is there
+# and consistent (README, "Speed and whale bench"). The figures themselves are not checked: speed is
 # measured by benchmarks, not by tests.
 # Usage: bench_json_test.sh PATH/TO/whale [PATH/TO/node]
 set -u
@@ -9,7 +9,7 @@ node=${2:-node}
 dir=$(mktemp -d) || exit 1
 trap 'rm -rf "$dir"' EXIT
 "$whale" init --preset tiny-v3 --dtype bf16 --out "$dir/model" >/dev/null || exit 1
-if ! "$whale" bench --model "$dir/model" -p 8 -n 4 -b 4 -t 2 --bandwidth-mib 64 --json \
+if ! "$whale" bench --model "$dir/model" -p 8 -n 4 -b 4 -t 2 --bandwidth-mib 64 --json --profile \
     >"$dir/bench.json"; then
   echo "FAIL: whale bench exited with an error"
   exit 1
@@ -51,5 +51,28 @@ if (j.batch_decode_bound_roofline < j.batch_decode_roofline * (1 - 1e-9))
   fail('bound roofline below the peak share');
 if (Math.abs(j.batch_decode_speedup - j.batch_decode_tok_s / j.decode_tok_s) > 1e-9 * j.batch_decode_speedup)
   fail('speedup is not batched / batch-1');
+// The decode profile: every stage in order; the stages split the decode's time and its bytes.
+const names = ['attention_projections', 'attention_core', 'router', 'experts', 'dense_ffn', 'head',
+  'other'];
+const p = j.decode_profile;
+if (!Array.isArray(p) || p.map((s) => s.stage).join() !== names.join())
+  fail('decode_profile stages ' + JSON.stringify(p));
+const close = (a, b) => Math.abs(a - b) <= 1e-6 * Math.max(Math.abs(a), Math.abs(b));
+const sum = (key) => p.reduce((total, s) => total + s[key], 0);
+for (const s of p) {
+  if (!(s.ms_per_token >= 0 && s.share >= 0 && s.bytes_per_token >= 0)) fail('stage ' + s.stage);
+  if (s.bytes_per_token > 0 && !(s.ms_per_token > 0)) fail(s.stage + ' reads but takes no time');
+  if (!close(s.read_bandwidth_fraction, s.read_gb_s / j.read_bandwidth_gb_s))
+    fail(s.stage + ' fraction of the read bandwidth');
+}
+if (!close(sum('share'), 1)) fail('shares sum to ' + sum('share'));
+if (!close(sum('ms_per_token'), 1000 / j.decode_tok_s))
+  fail('stages sum to ' + sum('ms_per_token') + ' ms against ' + 1000 / j.decode_tok_s);
+if (!close(sum('bytes_per_token'), one)) fail('stage bytes sum to ' + sum('bytes_per_token'));
+const stage = (name) => p[names.indexOf(name)];
+if ((stage('dense_ffn').bytes_per_token > 0) !== (c.first_k_dense_replace > 0))
+  fail('dense FFN bytes against first_k_dense_replace ' + c.first_k_dense_replace);
+if (!(stage('experts').bytes_per_token > 0 && stage('router').bytes_per_token > 0))
+  fail('no expert or router bytes');
 console.log('ok');
 JS

@@ -49,13 +49,16 @@ inline void Fp8TableScaledActivations(float* xs, const float* x, const WeightMat
 // The 4 byte tables and the constants of the decode, loaded once per row group so that they stay
 // in registers.
 struct Fp8TableRegisters {
-  __m512i high0 = _mm512_load_si512(kFp8ByteTables.high);
-  __m512i high1 = _mm512_load_si512(kFp8ByteTables.high + 64);
-  __m512i low0 = _mm512_load_si512(kFp8ByteTables.low);
-  __m512i low1 = _mm512_load_si512(kFp8ByteTables.low + 64);
-  __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512i zero = _mm512_setzero_si512();
+  __m512i high0, high1, low0, low1, sign, zero;
 };
+
+// A function, not default member initializers: an implicit constructor would not get the
+// target's attributes, and builds without -march=native could not inline the intrinsics.
+HWY_INLINE Fp8TableRegisters LoadFp8TableRegisters() {
+  return {_mm512_load_si512(kFp8ByteTables.high),    _mm512_load_si512(kFp8ByteTables.high + 64),
+          _mm512_load_si512(kFp8ByteTables.low),     _mm512_load_si512(kFp8ByteTables.low + 64),
+          _mm512_set1_epi8(static_cast<char>(0x80)), _mm512_setzero_si512()};
+}
 
 // f32[q] = the F32 values of the 64 codes at p (the first `valid` of them; the rest read as zero),
 // lane group L of f32[q] holding codes 16L + 4q .. 16L + 4q + 3.
@@ -97,7 +100,7 @@ HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRow
   const int64_t cols = w.cols;
   const int64_t full = cols / kFp8TableChunk * kFp8TableChunk;
   const __mmask64 tail_mask = _bzhi_u64(~uint64_t{0}, static_cast<unsigned>(cols - full));
-  const Fp8TableRegisters t;
+  const Fp8TableRegisters t = LoadFp8TableRegisters();
   const uint8_t* wr[kRowGroup];
   for (int r = 0; r < kRowGroup; ++r) wr[r] = static_cast<const uint8_t*>(w.data) + row[r] * cols;
   __m512 acc[kRowGroup][2];

@@ -88,14 +88,14 @@ HWY_INLINE void Fp8TableDecode(const Fp8TableRegisters& t, const uint8_t* p, __m
 // and 60-64 at 8 KiB.
 constexpr int64_t kFp8TablePrefetchBytes = 2048;
 
-// out[r] = xs · W[row[r]] for kRowGroup FP8 rows read side by side (each x vector loaded once for
-// the 4 rows, two accumulators per row), xs from Fp8TableScaledActivations. The rows come from
+// out[r] = xs[r] · W[row[r]] for kRowGroup FP8 rows read side by side (two accumulators per row),
+// each xs[r] from Fp8TableScaledActivations for its row's scale block. The rows come from
 // ForSpreadRowGroups, far apart: four sequential streams, which one core reads from DRAM faster
 // than the one stream of rows taken in turn (2026-12-02 Zen 5 VM, runs alternated, BM_ExpertStep
 // FP8 with one thread: 72-77 % of plain reads in turn, 74-79 % side by side; BM_MatMul 7168 x
 // 2048 from DRAM: 26-28 against 28-31 GB/s). In L2 (64 x 2048) both run at 38-41 GB/s.
 HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
-                                const float* xs, float (&out)[kRowGroup]) {
+                                const float* const (&xs)[kRowGroup], float (&out)[kRowGroup]) {
   const DF df;
   const int64_t cols = w.cols;
   const int64_t full = cols / kFp8TableChunk * kFp8TableChunk;
@@ -106,8 +106,6 @@ HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRow
   __m512 acc[kRowGroup][2];
   for (int r = 0; r < kRowGroup; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   const auto chunk = [&](int64_t k, auto full_tag) {
-    const __m512 x[4] = {_mm512_load_ps(xs + k), _mm512_load_ps(xs + k + 16),
-                         _mm512_load_ps(xs + k + 32), _mm512_load_ps(xs + k + 48)};
     for (int r = 0; r < kRowGroup; ++r) {
       __m512 f32[4];
       if constexpr (decltype(full_tag)::value) {
@@ -117,10 +115,11 @@ HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRow
       } else {
         Fp8TableDecode<false>(t, wr[r] + k, tail_mask, f32);
       }
-      acc[r][0] = _mm512_fmadd_ps(f32[0], x[0], acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(f32[1], x[1], acc[r][1]);
-      acc[r][0] = _mm512_fmadd_ps(f32[2], x[2], acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(f32[3], x[3], acc[r][1]);
+      const float* x = xs[r] + k;
+      acc[r][0] = _mm512_fmadd_ps(f32[0], _mm512_load_ps(x), acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(f32[1], _mm512_load_ps(x + 16), acc[r][1]);
+      acc[r][0] = _mm512_fmadd_ps(f32[2], _mm512_load_ps(x + 32), acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(f32[3], _mm512_load_ps(x + 48), acc[r][1]);
     }
   };
   for (int64_t k = 0; k < full; k += kFp8TableChunk) chunk(k, std::true_type());
@@ -130,25 +129,48 @@ HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRow
   SumRows4(df, total, out);
 }
 
+// Narrow rows (up to this many columns) are read in spans of several 128-row scale blocks, each of
+// the four row streams block by block with its own scaled x: in one block, a stream is only a
+// quarter block long (32 rows, 8-16 KiB at these widths), and each stream's start, which its
+// prefetch has not reached yet, cost a good share of the time. One core, FP8 from DRAM (2026-12-02
+// Zen 5 VM, per-block and spanned calls alternated in one process, medians of 10): 1536 x 384
+// 17.6 -> 24.8 GB/s, 2304 x 512 19.6 -> 26.7, 3072 x 256 16.3 -> 23.9, 32768 x 512 19.8 -> 26.0.
+// Wider rows keep one block at a time: four blocks' x vectors no longer fit in L1 beside the
+// streams (1536 x 1024 24.5 -> 22.9, 1536 x 4096 28.3 -> 14.1, 2048 x 1408 27.8 -> 21.2).
+constexpr int64_t kFp8TableSpanMaxCols = 512;
+// At most this many bytes of scaled x per span (half of L2): 64 blocks at 512 columns.
+constexpr int64_t kFp8TableSpanBytes = int64_t{128} << 10;
+
 // y[row] = x · W[row] for one token, FP8 rows [row_begin, row_end), one 128-row scale block at a
-// time.
+// time, or for narrow rows a span of several (kFp8TableSpanMaxCols).
 inline void GemvRowsFp8Table(float* y, const float* x, const WeightMatrix& w, int64_t row_begin,
                              int64_t row_end) {
-  // [cols rounded up to 64] from a 64-byte boundary (a vector load across two cache lines costs
-  // two), grows only.
-  thread_local std::vector<float> buffer;
+  // [cols rounded up to 64] per row block of the span, each from a 64-byte boundary (a vector load
+  // across two cache lines costs two); grows only.
   const int64_t padded = (w.cols + kFp8TableChunk - 1) / kFp8TableChunk * kFp8TableChunk;
-  if (static_cast<int64_t>(buffer.size()) < padded + 16)
-    buffer.resize(static_cast<size_t>(padded + 16));
+  const int64_t first_block = row_begin / kWeightScaleBlock;
+  const int64_t blocks_in_range = (row_end - 1) / kWeightScaleBlock + 1 - first_block;
+  const int64_t span_blocks =
+      w.cols > kFp8TableSpanMaxCols
+          ? 1
+          : std::clamp<int64_t>(kFp8TableSpanBytes / (padded * int64_t{sizeof(float)}), 1,
+                                blocks_in_range);
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < span_blocks * padded + 16)
+    buffer.resize(static_cast<size_t>(span_blocks * padded + 16));
   float* const scaled =
       reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t{63});
   for (int64_t b0 = row_begin; b0 < row_end;) {
-    const int64_t rb = b0 / kWeightScaleBlock;
-    const int64_t b1 = std::min(row_end, (rb + 1) * kWeightScaleBlock);
-    Fp8TableScaledActivations(scaled, x, w, rb);
+    const int64_t rb0 = b0 / kWeightScaleBlock;
+    const int64_t b1 = std::min(row_end, (rb0 + span_blocks) * kWeightScaleBlock);
+    for (int64_t rb = rb0; rb * kWeightScaleBlock < b1; ++rb)
+      Fp8TableScaledActivations(scaled + (rb - rb0) * padded, x, w, rb);
     ForSpreadRowGroups(b0, b1, [&](const int64_t(&row)[kRowGroup], int n_rows) {
+      const float* xs[kRowGroup];
+      for (int r = 0; r < kRowGroup; ++r)
+        xs[r] = scaled + (row[r] / kWeightScaleBlock - rb0) * padded;
       float out[kRowGroup];
-      DotRowsFp8Table(w, row, scaled, out);
+      DotRowsFp8Table(w, row, xs, out);
       for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
     });
     b0 = b1;

@@ -94,6 +94,10 @@ constexpr int64_t kFp8TablePrefetchBytes = 2048;
 // than the one stream of rows taken in turn (2026-12-02 Zen 5 VM, runs alternated, BM_ExpertStep
 // FP8 with one thread: 72-77 % of plain reads in turn, 74-79 % side by side; BM_MatMul 7168 x
 // 2048 from DRAM: 26-28 against 28-31 GB/s). In L2 (64 x 2048) both run at 38-41 GB/s.
+// kOneBlock: the rows share one scale block and xs[0], whose vectors are then loaded once for the
+// four (with a load per row, eight V2-Lite experts a step, BM_ExpertStep, read at 71-75 % of plain
+// reads against 76-80 %).
+template <bool kOneBlock>
 HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
                                 const float* const (&xs)[kRowGroup], float (&out)[kRowGroup]) {
   const DF df;
@@ -106,6 +110,9 @@ HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRow
   __m512 acc[kRowGroup][2];
   for (int r = 0; r < kRowGroup; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   const auto chunk = [&](int64_t k, auto full_tag) {
+    __m512 shared_x[4];
+    if constexpr (kOneBlock)
+      for (int i = 0; i < 4; ++i) shared_x[i] = _mm512_load_ps(xs[0] + k + 16 * i);
     for (int r = 0; r < kRowGroup; ++r) {
       __m512 f32[4];
       if constexpr (decltype(full_tag)::value) {
@@ -115,11 +122,13 @@ HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRow
       } else {
         Fp8TableDecode<false>(t, wr[r] + k, tail_mask, f32);
       }
-      const float* x = xs[r] + k;
-      acc[r][0] = _mm512_fmadd_ps(f32[0], _mm512_load_ps(x), acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(f32[1], _mm512_load_ps(x + 16), acc[r][1]);
-      acc[r][0] = _mm512_fmadd_ps(f32[2], _mm512_load_ps(x + 32), acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(f32[3], _mm512_load_ps(x + 48), acc[r][1]);
+      __m512 x[4];
+      for (int i = 0; i < 4; ++i)
+        x[i] = kOneBlock ? shared_x[i] : _mm512_load_ps(xs[r] + k + 16 * i);
+      acc[r][0] = _mm512_fmadd_ps(f32[0], x[0], acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(f32[1], x[1], acc[r][1]);
+      acc[r][0] = _mm512_fmadd_ps(f32[2], x[2], acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(f32[3], x[3], acc[r][1]);
     }
   };
   for (int64_t k = 0; k < full; k += kFp8TableChunk) chunk(k, std::true_type());
@@ -170,7 +179,10 @@ inline void GemvRowsFp8Table(float* y, const float* x, const WeightMatrix& w, in
       for (int r = 0; r < kRowGroup; ++r)
         xs[r] = scaled + (row[r] / kWeightScaleBlock - rb0) * padded;
       float out[kRowGroup];
-      DotRowsFp8Table(w, row, xs, out);
+      if (span_blocks == 1)
+        DotRowsFp8Table<true>(w, row, xs, out);
+      else
+        DotRowsFp8Table<false>(w, row, xs, out);
       for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
     });
     b0 = b1;

@@ -46,6 +46,7 @@ struct BenchFlags {
   int64_t bandwidth_mib = 1024;
   int64_t batch = 1;     // sequences decoded together in the batched-decode measurement
   bool profile = false;  // time the decode's stages (Model::set_profiling)
+  double warmup = 0;     // seconds of untimed rounds before the measured ones
 };
 
 double WeightBytes(const whale::WeightMatrix& w) {
@@ -160,6 +161,7 @@ int Bench(const BenchFlags& f) {
   if (f.threads < 1) whale::Fail("-t ", f.threads, ": expected at least one thread");
   if (f.repeat < 1) whale::Fail("--repeat ", f.repeat, ": expected at least 1");
   if (f.batch < 1) whale::Fail("--batch ", f.batch, ": expected at least 1");
+  if (!(f.warmup >= 0)) whale::Fail("--warmup ", f.warmup, ": expected seconds, 0 or more");
   const whale::Weights weights = whale::Weights::Load(f.model);
   const whale::ModelConfig& c = weights.config();
   whale::ThreadPool pool(f.threads);
@@ -193,6 +195,25 @@ int Bench(const BenchFlags& f) {
     const whale::SequenceChunk step{&cache, {&next, 1}, false};
     model.Forward({&step, 1}, logits);
   }
+  // --warmup: untimed rounds (prefill, then the decode) until that many seconds have passed. On
+  // the development VM the memory a large model was just copied into reads slowly for a minute or
+  // two (the host's doing, not the guest's: no guest page faults): V2-Lite int8 decoded at 150-250
+  // ms a token for its first 300 steps after loading, 72 ms for the next 600, then 53 ms for good.
+  const auto warmup_begin = std::chrono::steady_clock::now();
+  int warmup_rounds = 0;
+  while (Seconds(warmup_begin) < f.warmup) {
+    cache.Clear();
+    const whale::SequenceChunk chunk{&cache, prompt, false};
+    model.Forward({&chunk, 1}, logits);
+    int32_t next = prompt.back();
+    for (int64_t i = 0; i < f.decode && Seconds(warmup_begin) < f.warmup; ++i) {
+      const whale::SequenceChunk step{&cache, {&next, 1}, false};
+      model.Forward({&step, 1}, logits);
+      next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    ++warmup_rounds;
+  }
+  const double warmup_seconds = Seconds(warmup_begin);
   for (int r = 0; r < f.repeat; ++r) {
     cache.Clear();
     const whale::SequenceChunk chunk{&cache, prompt, false};
@@ -329,6 +350,8 @@ int Bench(const BenchFlags& f) {
     j["prompt_tokens"] = f.prompt;
     j["decode_tokens"] = f.decode;
     j["repeat"] = f.repeat;
+    j["warmup_seconds"] = warmup_seconds;
+    j["warmup_rounds"] = warmup_rounds;
     j["prefill_tok_s"] = prefill;
     j["decode_tok_s"] = decode;
     j["read_bandwidth_gb_s"] = bandwidth;
@@ -338,6 +361,11 @@ int Bench(const BenchFlags& f) {
     j["decode_kv_bytes_per_token"] = kv_bytes;
     j["prefill_flop_per_token"] = prefill_flops;
     j["decode_roofline"] = decode_roofline;
+    // Every round's figures in order, for the spread behind the medians.
+    j["rounds"] = {{"prefill_tok_s", prefill_rates},
+                   {"decode_tok_s", decode_rates},
+                   {"read_bandwidth_gb_s", bandwidths},
+                   {"decode_roofline", decode_ratios}};
     j["prefill_roofline"] = prefill_roofline;
     if (f.batch > 1) {
       j["batch"] = f.batch;
@@ -381,6 +409,12 @@ int Bench(const BenchFlags& f) {
               decode_bytes * 1e-6, active.bytes * 1e-6, kv_bytes * 1e-6);
   std::printf("prefill FLOPs    %8.2f GFLOP/token\n", prefill_flops * 1e-9);
   std::printf("decode roofline  %8.1f %% of read bandwidth\n", 100 * decode_roofline);
+  if (f.repeat > 1) {
+    std::printf("decode rounds   ");
+    for (size_t r = 0; r < decode_rates.size(); ++r)
+      std::printf(" %.2f tok/s / %.1f GB/s = %.1f %%%s", decode_rates[r], bandwidths[r],
+                  100 * decode_ratios[r], r + 1 < decode_rates.size() ? ";" : "\n");
+  }
   std::printf("prefill roofline %8.1f %% of matmul peak\n", 100 * prefill_roofline);
   if (f.batch > 1) {
     std::printf("batched bytes    %8.1f MB/step (%.1f of %lld routed experts per MoE layer)\n",
@@ -398,6 +432,8 @@ int Bench(const BenchFlags& f) {
                   stages[s].ms_per_token, 100 * stages[s].share, stages[s].bytes * 1e-6,
                   stages[s].gb_s, 100 * stages[s].gb_s / bandwidth);
   }
+  if (warmup_rounds > 0)
+    std::printf("warm-up          %8.1f s untimed (%d rounds)\n", warmup_seconds, warmup_rounds);
   std::printf("peak RSS         %8.0f MiB\n", peak_rss_mib);
   return 0;
 }
@@ -420,6 +456,9 @@ std::function<int()> Setup(CLI::App& sub) {
   sub.add_flag("--profile", f->profile,
                "also time the decode's stages: attention projections and core, router, experts, "
                "dense FFN, output head");
+  sub.add_option("--warmup", f->warmup,
+                 "seconds of untimed prefill + decode rounds before the measured ones")
+      ->capture_default_str();
   sub.add_flag("--json", f->json, "print one JSON object instead of the table");
   return [f] { return Bench(*f); };
 }

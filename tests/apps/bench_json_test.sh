@@ -9,7 +9,7 @@ node=${2:-node}
 dir=$(mktemp -d) || exit 1
 trap 'rm -rf "$dir"' EXIT
 "$whale" init --preset tiny-v3 --dtype bf16 --out "$dir/model" >/dev/null || exit 1
-if ! "$whale" bench --model "$dir/model" -p 8 -n 4 -b 4 -t 2 --bandwidth-mib 64 --json --profile \
+if ! "$whale" bench --model "$dir/model" -p 8 -n 4 -b 4 -t 2 --bandwidth-mib 64 --repeat 3 --warmup 0.2 --json --profile \
     >"$dir/bench.json"; then
   echo "FAIL: whale bench exited with an error"
   exit 1
@@ -20,6 +20,11 @@ if "$whale" bench --model "$dir/model" -b 0 >/dev/null 2>"$dir/err"; then
   exit 1
 fi
 grep -q -- "--batch 0" "$dir/err" || { echo "FAIL: -b 0 gave no clear error:"; cat "$dir/err"; exit 1; }
+if "$whale" bench --model "$dir/model" --warmup -1 >/dev/null 2>"$dir/err"; then
+  echo "FAIL: --warmup -1 was accepted"
+  exit 1
+fi
+grep -q -- "--warmup -1" "$dir/err" || { echo "FAIL: --warmup -1 gave no clear error:"; cat "$dir/err"; exit 1; }
 if ! command -v "$node" >/dev/null; then
   echo "SKIP: node is not installed (scripts/install-deps.sh installs it); the JSON went unchecked"
   exit 77
@@ -36,8 +41,26 @@ const positive = ['prefill_tok_s', 'decode_tok_s', 'read_bandwidth_gb_s', 'matmu
   'batch_decode_bound_roofline', 'peak_rss_mib'];
 for (const k of positive)
   if (!(typeof j[k] === 'number' && Number.isFinite(j[k]) && j[k] > 0)) fail(k + ' = ' + j[k]);
-if (j.batch !== 4 || j.threads !== 2 || j.prompt_tokens !== 8 || j.decode_tokens !== 4)
+if (j.batch !== 4 || j.threads !== 2 || j.prompt_tokens !== 8 || j.decode_tokens !== 4 ||
+    j.repeat !== 3)
   fail('the run settings are not echoed');
+if (!(j.warmup_seconds >= 0.2 && j.warmup_rounds >= 1))
+  fail('warm-up ' + j.warmup_seconds + ' s, ' + j.warmup_rounds + ' rounds');
+// The rounds behind the medians: one entry per round, the reported figures their medians, and
+// each round's roofline its own decode against its own bandwidth.
+const r = j.rounds;
+const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+for (const k of ['prefill_tok_s', 'decode_tok_s', 'read_bandwidth_gb_s', 'decode_roofline']) {
+  if (!Array.isArray(r[k]) || r[k].length !== 3 || !r[k].every((x) => x > 0))
+    fail('rounds.' + k + ' = ' + JSON.stringify(r[k]));
+  const top = k === 'read_bandwidth_gb_s' ? j.read_bandwidth_gb_s : j[k];
+  if (median(r[k]) !== top) fail(k + ' is not the median of its rounds');
+}
+const perToken = j.decode_weight_bytes_per_token + j.decode_kv_bytes_per_token;
+for (let i = 0; i < 3; ++i) {
+  const ratio = perToken * r.decode_tok_s[i] / (r.read_bandwidth_gb_s[i] * 1e9);
+  if (Math.abs(ratio - r.decode_roofline[i]) > 1e-9 * ratio) fail('round ' + i + ' roofline');
+}
 // Each MoE layer of a step reads at least one sequence's top-k and at most all its experts.
 const e = j.batch_experts_per_moe_layer;
 if (e < c.num_experts_per_tok || e > c.n_routed_experts) fail('experts per layer ' + e);
@@ -66,8 +89,10 @@ for (const s of p) {
     fail(s.stage + ' fraction of the read bandwidth');
 }
 if (!close(sum('share'), 1)) fail('shares sum to ' + sum('share'));
-if (!close(sum('ms_per_token'), 1000 / j.decode_tok_s))
-  fail('stages sum to ' + sum('ms_per_token') + ' ms against ' + 1000 / j.decode_tok_s);
+// The profile covers every round: its stages add up to the mean time of a decoded token.
+const meanMs = r.decode_tok_s.reduce((total, rate) => total + 1000 / rate, 0) / 3;
+if (!close(sum('ms_per_token'), meanMs))
+  fail('stages sum to ' + sum('ms_per_token') + ' ms against ' + meanMs);
 if (!close(sum('bytes_per_token'), one)) fail('stage bytes sum to ' + sum('bytes_per_token'));
 const stage = (name) => p[names.indexOf(name)];
 if ((stage('dense_ffn').bytes_per_token > 0) !== (c.first_k_dense_replace > 0))

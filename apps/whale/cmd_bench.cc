@@ -185,16 +185,22 @@ int Bench(const BenchFlags& f) {
   whale::ReadBandwidthOptions bw_options;
   bw_options.bytes = static_cast<size_t>(f.bandwidth_mib) << 20;
   whale::KvCache cache = model.NewCache(options.max_context);
+  // One greedy decode step of the batch-1 sequence: the token after `last`.
+  const auto decode_step = [&](int32_t last) {
+    const whale::SequenceChunk step{&cache, {&last, 1}, false};
+    model.Forward({&step, 1}, logits);
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  };
+  const auto prefill_prompt = [&] {
+    cache.Clear();
+    const whale::SequenceChunk chunk{&cache, prompt, false};
+    model.Forward({&chunk, 1}, logits);
+  };
   // One untimed prefill and decode step first: the first pass pays the page faults of the
   // model's scratch and the kernels' per-thread buffers (small-v3 FP8, 2 threads, 128 tokens:
   // a first prefill at 256 tok/s against 459 for the next ones).
-  {
-    const whale::SequenceChunk chunk{&cache, prompt, false};
-    model.Forward({&chunk, 1}, logits);
-    int32_t next = prompt.back();
-    const whale::SequenceChunk step{&cache, {&next, 1}, false};
-    model.Forward({&step, 1}, logits);
-  }
+  prefill_prompt();
+  decode_step(prompt.back());
   // --warmup: untimed rounds (prefill, then the decode) until that many seconds have passed. On
   // the development VM the memory a large model was just copied into reads slowly for a minute or
   // two (the host's doing, not the guest's: no guest page faults): V2-Lite int8 decoded at 150-250
@@ -202,32 +208,21 @@ int Bench(const BenchFlags& f) {
   const auto warmup_begin = std::chrono::steady_clock::now();
   int warmup_rounds = 0;
   while (Seconds(warmup_begin) < f.warmup) {
-    cache.Clear();
-    const whale::SequenceChunk chunk{&cache, prompt, false};
-    model.Forward({&chunk, 1}, logits);
+    prefill_prompt();
     int32_t next = prompt.back();
-    for (int64_t i = 0; i < f.decode && Seconds(warmup_begin) < f.warmup; ++i) {
-      const whale::SequenceChunk step{&cache, {&next, 1}, false};
-      model.Forward({&step, 1}, logits);
-      next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    }
+    for (int64_t i = 0; i < f.decode && Seconds(warmup_begin) < f.warmup; ++i)
+      next = decode_step(next);
     ++warmup_rounds;
   }
   const double warmup_seconds = Seconds(warmup_begin);
   for (int r = 0; r < f.repeat; ++r) {
-    cache.Clear();
-    const whale::SequenceChunk chunk{&cache, prompt, false};
     auto begin = std::chrono::steady_clock::now();
-    model.Forward({&chunk, 1}, logits);
+    prefill_prompt();
     prefill_rates.push_back(static_cast<double>(f.prompt) / Seconds(begin));
     int32_t next = prompt.back();
     model.set_profiling(f.profile);
     begin = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < f.decode; ++i) {
-      const whale::SequenceChunk step{&cache, {&next, 1}, false};
-      model.Forward({&step, 1}, logits);
-      next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    }
+    for (int64_t i = 0; i < f.decode; ++i) next = decode_step(next);
     const double seconds = Seconds(begin);
     decode_rates.push_back(static_cast<double>(f.decode) / seconds);
     decode_seconds += seconds;

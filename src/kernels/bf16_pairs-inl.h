@@ -138,6 +138,9 @@ inline void GemvRowsBf16Pairs(float* y, const float* x, const WeightMatrix& w, i
       (reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t{63});
   uint16_t* const lo = hi + padded;
   SplitActivations(hi, lo, x, w.cols);
+  const int64_t stream_bytes = (row_end - row_begin) / kRowGroup * w.cols * 2;  // BF16
+  PrefetchStreamStarts(static_cast<const uint16_t*>(w.data) + row_begin * w.cols, stream_bytes,
+                       kRowGroup, stream_bytes, kBf16PrefetchBytes);
   ForSpreadRowGroups(row_begin, row_end, [&](const int64_t(&row)[kRowGroup], int n_rows) {
     float out[kRowGroup];
     DotRowsBf16Pairs(w, row, hi, lo, out);

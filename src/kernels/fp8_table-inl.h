@@ -174,6 +174,9 @@ inline void GemvRowsFp8Table(float* y, const float* x, const WeightMatrix& w, in
     const int64_t b1 = std::min(row_end, (rb0 + span_blocks) * kWeightScaleBlock);
     for (int64_t rb = rb0; rb * kWeightScaleBlock < b1; ++rb)
       Fp8TableScaledActivations(scaled + (rb - rb0) * padded, x, w, rb);
+    const int64_t stream_bytes = (b1 - b0) / kRowGroup * w.cols;  // ForSpreadRowGroups' streams
+    PrefetchStreamStarts(static_cast<const uint8_t*>(w.data) + b0 * w.cols, stream_bytes, kRowGroup,
+                         stream_bytes, kFp8TablePrefetchBytes);
     ForSpreadRowGroups(b0, b1, [&](const int64_t(&row)[kRowGroup], int n_rows) {
       const float* xs[kRowGroup];
       for (int r = 0; r < kRowGroup; ++r)

@@ -49,6 +49,7 @@
 
 #include "kernels/fp8_table.h"
 #include "kernels/simd.h"
+#include "kernels/stream_prefetch.h"
 #include "tensor/dtype.h"
 
 namespace whale {

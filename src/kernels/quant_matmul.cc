@@ -35,6 +35,7 @@
 
 #include "kernels/quant.h"
 #include "kernels/quant_matmul.h"
+#include "kernels/stream_prefetch.h"
 #include "tensor/dtype.h"
 #include "util/error.h"
 
@@ -313,6 +314,10 @@ void RowsImpl(const QuantJob& job, int64_t block_begin, int64_t block_end) {
     // One token: the S parts of the range are read side by side, S streams (see Tile).
     constexpr int kS = quant_detail::kStreams;
     const int64_t part = (block_end - block_begin) / kS;
+    if (part > 0)
+      PrefetchStreamStarts(static_cast<const uint8_t*>(job.w->data) + block_begin * job.block_bytes,
+                           part * job.block_bytes, kS, part * job.block_bytes,
+                           quant_detail::kPrefetchBytes);
     for (int64_t b = block_begin; b < block_begin + part; ++b) Tile<1, kS, kInt4>(job, b, part, 0);
     for (int64_t b = block_begin + kS * part; b < block_end; ++b) Tile<1, 1, kInt4>(job, b, 0, 0);
     return;

@@ -30,6 +30,7 @@
 #include "kernels/matmul.h"
 #include "kernels/probe.h"
 #include "kernels/simd.h"
+#include "kernels/stream_prefetch.h"
 #include "model/model.h"
 #include "model/weights.h"
 #include "util/error.h"
@@ -342,6 +343,7 @@ int Bench(const BenchFlags& f) {
     j["model"] = f.model;
     j["threads"] = f.threads;
     j["simd_target"] = whale::ActiveSimdTargetName();
+    j["stream_prefetch"] = whale::RunningStreamPrefetch();
     j["prompt_tokens"] = f.prompt;
     j["decode_tokens"] = f.decode;
     j["repeat"] = f.repeat;
@@ -387,8 +389,9 @@ int Bench(const BenchFlags& f) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("model            %s (%d threads, %s)\n", f.model.c_str(), f.threads,
-              whale::ActiveSimdTargetName().c_str());
+  std::printf("model            %s (%d threads, %s, stream prefetch %s)\n", f.model.c_str(),
+              f.threads, whale::ActiveSimdTargetName().c_str(),
+              whale::RunningStreamPrefetch() ? "on" : "off");
   std::printf("prefill          %8.2f tok/s  (%lld tokens, median of %d)\n", prefill,
               static_cast<long long>(f.prompt), f.repeat);
   std::printf("decode           %8.2f tok/s  (%lld tokens, batch 1)\n", decode,

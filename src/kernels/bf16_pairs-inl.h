@@ -91,16 +91,18 @@ inline void SplitActivations(uint16_t* hi, uint16_t* lo, const float* x, int64_t
   }
 }
 
-// How far ahead of its reads each row stream asks for lines into L2 (prefetcht1); a stream runs
-// on into its next row, which it reads next. small-v3 BF16 decode, steps alternated at random in
-// one run: 2 threads 12.0 -> 11.2 ms a token, 1 thread 20.5 -> 19.3 (1 KiB: 0-4 % slower than 2,
-// 4 KiB 6 % slower). A prefetch past the matrix's end never faults.
+// How far ahead of its reads each row stream asks for lines into L2 (prefetcht1) where the CPU
+// gains from it (RunningStreamPrefetch, kernels/stream_prefetch.h); a stream runs on into its next
+// row, which it reads next. small-v3 BF16 decode on the Zen 5 VM, steps alternated at random in one
+// run: 2 threads 12.0 -> 11.2 ms a token, 1 thread 20.5 -> 19.3 (1 KiB: 0-4 % slower than 2, 4 KiB
+// 6 % slower). A prefetch past the matrix's end never faults.
 constexpr int64_t kBf16PrefetchBytes = 2048;
 
 // out[r] = x · W[row[r]] for kRowGroup BF16 rows side by side (each x load shared by the 4), x
 // from SplitActivations; the last, partial chunk of 32 columns through a masked load.
 HWY_INLINE void DotRowsBf16Pairs(const WeightMatrix& w, const int64_t (&row)[kRowGroup],
-                                 const uint16_t* hi, const uint16_t* lo, float (&out)[kRowGroup]) {
+                                 const uint16_t* hi, const uint16_t* lo, bool prefetch,
+                                 float (&out)[kRowGroup]) {
   const int64_t cols = w.cols;
   const int64_t full = cols / 32 * 32;
   const uint16_t* wr[kRowGroup];
@@ -110,7 +112,8 @@ HWY_INLINE void DotRowsBf16Pairs(const WeightMatrix& w, const int64_t (&row)[kRo
   const auto chunk = [&](int64_t k, __mmask32 valid, auto full_tag) {
     const __m512i xh = _mm512_loadu_si512(hi + k), xl = _mm512_loadu_si512(lo + k);
     for (int r = 0; r < kRowGroup; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(wr[r] + k) + kBf16PrefetchBytes, _MM_HINT_T1);
+      if (prefetch)
+        _mm_prefetch(reinterpret_cast<const char*>(wr[r] + k) + kBf16PrefetchBytes, _MM_HINT_T1);
       const __m512i wv = decltype(full_tag)::value ? _mm512_loadu_si512(wr[r] + k)
                                                    : _mm512_maskz_loadu_epi16(valid, wr[r] + k);
       acc_hi[r] = DotBf16Pairs(acc_hi[r], wv, xh);
@@ -138,12 +141,13 @@ inline void GemvRowsBf16Pairs(float* y, const float* x, const WeightMatrix& w, i
       (reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t{63});
   uint16_t* const lo = hi + padded;
   SplitActivations(hi, lo, x, w.cols);
+  const bool prefetch = RunningStreamPrefetch();
   const int64_t stream_bytes = (row_end - row_begin) / kRowGroup * w.cols * 2;  // BF16
   PrefetchStreamStarts(static_cast<const uint16_t*>(w.data) + row_begin * w.cols, stream_bytes,
                        kRowGroup, stream_bytes, kBf16PrefetchBytes);
   ForSpreadRowGroups(row_begin, row_end, [&](const int64_t(&row)[kRowGroup], int n_rows) {
     float out[kRowGroup];
-    DotRowsBf16Pairs(w, row, hi, lo, out);
+    DotRowsBf16Pairs(w, row, hi, lo, prefetch, out);
     for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
   });
 }

@@ -51,14 +51,15 @@ namespace whale::quant_detail {
 struct QuantJob {
   const WeightMatrix* w;
   bool int4;
-  int64_t n;            // tokens
-  int64_t groups;       // ceil(cols / 32)
-  int64_t block_bytes;  // stored bytes of one row block
-  const int8_t* aq;     // [n, groups * 32] activation codes
-  const float* ad;      // [n, groups] activation scales
-  const int32_t* as;    // [n, groups] activation code sums
-  const float* ac;      // [n, groups] int4: -8 * scale * code sum
-  float* y;             // [n, rows]
+  int64_t n;             // tokens
+  int64_t groups;        // ceil(cols / 32)
+  int64_t block_bytes;   // stored bytes of one row block
+  const int8_t* aq;      // [n, groups * 32] activation codes
+  const float* ad;       // [n, groups] activation scales
+  const int32_t* as;     // [n, groups] activation code sums
+  const float* ac;       // [n, groups] int4: -8 * scale * code sum
+  float* y;              // [n, rows]
+  bool stream_prefetch;  // one token: prefetch ahead of each stream (RunningStreamPrefetch)
 };
 
 inline constexpr int64_t kTokenBlock = 64;  // tokens whose activations stay cache-resident
@@ -69,13 +70,15 @@ inline constexpr int kMaxTile = 4;          // tokens per pass over a row block
 // 44.0-50.4 / 48.4-53.5 GB/s; V2-Lite int8 decode, 2 threads: 13.1-16.3 / 16.9-17.7 / 17.9 tok/s.
 inline constexpr int kStreams = 4;
 // How far ahead of its reads one token's kernel asks for each stream's lines into L2
-// (prefetcht1). The hardware prefetchers alone kept too few lines in flight for a core that also
-// computes: eight V2-Lite int8 experts on 2 threads (BM_ExpertStep) read at 78-82 % of the rate
-// of plain reads of the same bytes, 88-92 % with this. V2-Lite decode, steps with and without
-// alternated at random in one run (median ms a token): int8 65.7 -> 61.8 with 2 threads, 93.9 ->
-// 90.1 with 1; int4 34.7 -> 32.5 and 53.9 -> 50.7. 512 B and 4-8 KiB ahead gained nothing, 1 and
-// 1.5 KiB about as much as 2, 3 KiB less; prefetcht0 (into L1) at 2 KiB gained nothing. Measured
-// on the AVX3_DL (VNNI) kernel; the AVX2 kernel, with more work per byte, prefetches the same.
+// (prefetcht1), on CPUs where that gains (RunningStreamPrefetch, kernels/stream_prefetch.h; these
+// figures are from the Zen 5 VM, where it does). The hardware prefetchers alone kept too few lines
+// in flight for a core that also computes: eight V2-Lite int8 experts on 2 threads (BM_ExpertStep)
+// read at 78-82 % of the rate of plain reads of the same bytes, 88-92 % with this. V2-Lite decode,
+// steps with and without alternated at random in one run (median ms a token): int8 65.7 -> 61.8
+// with 2 threads, 93.9 -> 90.1 with 1; int4 34.7 -> 32.5 and 53.9 -> 50.7. 512 B and 4-8 KiB ahead
+// gained nothing, 1 and 1.5 KiB about as much as 2, 3 KiB less; prefetcht0 (into L1) at 2 KiB
+// gained nothing. Measured on the AVX3_DL (VNNI) kernel; the AVX2 kernel, with more work per byte,
+// prefetches the same.
 inline constexpr int64_t kPrefetchBytes = 2048;
 
 }  // namespace whale::quant_detail
@@ -154,7 +157,7 @@ void Tile(const QuantJob& job, int64_t block, int64_t stride, int64_t tok0) {
   for (int64_t g = 0; g < groups; ++g) {
     const int64_t quad = (g / kQuantQuad) * kQuadBytes;
     const int64_t group = quad + kQuantQuadScaleBytes + (g % kQuantQuad) * kGroupBytes;
-    if constexpr (T == 1) {
+    if (T == 1 && job.stream_prefetch) {
       // Every line of the stream once: the quad's scales with its first group, then the codes.
       // A prefetch past the end of the matrix never faults.
       for (int s = 0; s < S; ++s) {
@@ -486,7 +489,8 @@ void QuantMatMul(std::span<float> y, std::span<const float> x, int64_t n, const 
                      scratch.scales.data(),
                      scratch.sums.data(),
                      scratch.offsets.data(),
-                     y.data()};
+                     y.data(),
+                     n == 1 && RunningStreamPrefetch()};
   const auto rows_kernel = HWY_DYNAMIC_DISPATCH(QuantRows);
   const int64_t blocks = QuantRowBlocks(w.rows);
   if (!parallel) {

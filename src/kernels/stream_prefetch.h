@@ -1,5 +1,5 @@
-// The first lines of the weight streams a one-token kernel reads side by side, asked for into L2
-// when the kernel starts.
+// Software prefetch of the weight streams the one-token kernels read side by side: the first lines
+// of each stream when a kernel starts, and whether the kernels prefetch ahead as they read.
 #pragma once
 
 #include <algorithm>
@@ -8,16 +8,17 @@
 namespace whale {
 
 // The one-token kernels (int8 / int4, FP8 tables, BF16 pairs) read a matrix as a few sequential
-// streams and, while reading line k of a stream, ask for line k + `ahead` bytes (prefetcht1).
-// Nothing asks for a stream's first `ahead` bytes before the loop reaches them: each stream starts
-// on demand misses alone while the hardware prefetcher learns it, and small-v3's matrices (0.3-1.2
-// MB, streams of 75-300 KB) start ~200 times a token. This asks for those bytes, `streams` streams
-// `stride` bytes apart from `first`, each at most `length` bytes long, before the loop begins.
-// small-v3 decode, steps with and without chosen at random in one process (600 steps, medians,
-// 2026-12-03): int8 13.28 -> 13.10 and 13.03 -> 13.05 ms a token with 1 thread, 9.44 -> 9.25 and
-// 8.53 -> 8.44 with 2; int4 8.14 -> 8.00 and 8.62 -> 8.42, 5.87 -> 5.82 and 5.28 -> 5.20; FP8
-// 14.62 -> 14.52 and 10.04 -> 9.90; BF16 20.65 -> 20.60 and 13.04 -> 12.88. Asking for 4 KiB per
-// stream gained no more than 2 KiB.
+// streams and, while reading line k of a stream, may ask for line k + `ahead` bytes (prefetcht1;
+// RunningStreamPrefetch below). Nothing asks for a stream's first `ahead` bytes before the loop
+// reaches them: each stream starts on demand misses alone while the hardware prefetcher learns it,
+// and small-v3's matrices (0.3-1.2 MB, streams of 75-300 KB) start ~200 times a token. This asks
+// for those bytes, `streams` streams `stride` bytes apart from `first`, each at most `length` bytes
+// long, before the loop begins. small-v3 decode with the running prefetch on, steps with and
+// without this chosen at random in one process (600 steps, medians, 2026-12-03, Zen 4): int8 13.28
+// -> 13.10 and 13.03 -> 13.05 ms a token with 1 thread, 9.44 -> 9.25 and 8.53 -> 8.44 with 2; int4
+// 8.14 -> 8.00 and 8.62 -> 8.42, 5.87 -> 5.82 and 5.28 -> 5.20; FP8 14.62 -> 14.52 and 10.04 ->
+// 9.90; BF16 20.65 -> 20.60 and 13.04 -> 12.88. 4 KiB per stream gained no more than 2 KiB. With
+// the running prefetch off it made no difference either way (within 1 %).
 inline void PrefetchStreamStarts(const void* first, int64_t stride, int streams, int64_t length,
                                  int64_t ahead) {
   const int64_t bytes = std::min(ahead, length);
@@ -27,5 +28,31 @@ inline void PrefetchStreamStarts(const void* first, int64_t stride, int streams,
     for (int64_t line = 0; line < bytes; line += 64) __builtin_prefetch(start + line, 0, 2);
   }
 }
+
+// Whether the one-token int8 / int4 and BF16 kernels prefetch ahead of their reads as they go
+// (FP8's table kernel always does). It pays on one CPU and costs on another, measured with the
+// same kernels and models, steps with and without at random in one process:
+// - Zen 5 VM, 2026-12-02: on. V2-Lite decode int8 93.9 -> 90.1 ms a token with 1 thread and 65.7
+//   -> 61.8 with 2; int4 53.9 -> 50.7 and 34.7 -> 32.5; small-v3 BF16 20.5 -> 19.3 and 12.0 ->
+//   11.2.
+// - Zen 4 (Genoa) VM, 2026-12-03: off. With 1 thread, small-v3 int8 12.25 -> 10.23, 11.99 ->
+//   9.95, 11.31 -> 9.13, 12.87 -> 12.24 ms a token; int4 7.90 -> 7.15, 7.67 -> 6.76, 7.99 -> 7.21,
+//   7.63 -> 6.70; BF16 21.22 -> 19.93, 20.95 -> 18.76, 20.41 -> 19.07, 21.26 -> 19.36; V2-Lite int8
+//   125.8 -> 107.0. With 2 threads within the noise either way: small-v3 int8 7.90 -> 7.61, 8.29
+//   -> 8.23, 8.32 -> 8.36, 8.12 -> 8.78; int4 5.47 -> 5.76, 5.90 -> 5.80, 5.55 -> 5.62, 5.27 ->
+//   5.26; BF16 13.73 -> 13.79, 14.85 -> 14.68, 15.45 -> 15.76, 14.94 -> 14.49; V2-Lite int8 90.1
+//   -> 87.2. One int8 kernel over 1 GiB of copies of one matrix, one core, against plain reads of
+//   the same bytes (runs alternated): 76-81 % of their speed with the running prefetch, 96-107 %
+//   without, from 384 x 1536 to 16384 x 2048. FP8's kernel, off: 1 thread 14.53 -> 14.69, 2
+//   threads 9.42 -> 10.16, so it keeps its prefetch everywhere.
+// So it is off on AMD family 19h (Zen 3 and Zen 4; Zen 3 has no AVX-512 and its AVX2 kernels are
+// unmeasured) and on elsewhere; WHALE_STREAM_PREFETCH=on|off overrides the CPU's default. Asked
+// once per process; a bad value of the variable is an error at the first matrix product.
+bool RunningStreamPrefetch();
+// The rule behind it: `setting` is the variable's value (nullptr or "" when unset), `cpu_default`
+// the CPU's default (RunningStreamPrefetchCpuDefault). Throws Error for any other value.
+bool RunningStreamPrefetchSetting(const char* setting, bool cpu_default);
+// false on AMD family 19h, true elsewhere.
+bool RunningStreamPrefetchCpuDefault();
 
 }  // namespace whale

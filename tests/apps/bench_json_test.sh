@@ -25,6 +25,22 @@ if "$whale" bench --model "$dir/model" --warmup -1 >/dev/null 2>"$dir/err"; then
   exit 1
 fi
 grep -q -- "--warmup -1" "$dir/err" || { echo "FAIL: --warmup -1 gave no clear error:"; cat "$dir/err"; exit 1; }
+# WHALE_STREAM_PREFETCH overrides the CPU's default, shows in the JSON, and a bad value is an error
+# that names it.
+for setting in on off; do
+  expected=$([ "$setting" = on ] && echo true || echo false)
+  WHALE_STREAM_PREFETCH=$setting "$whale" bench --model "$dir/model" -p 2 -n 1 -t 1 \
+      --bandwidth-mib 8 --json >"$dir/prefetch.json" || { echo "FAIL: bench with $setting"; exit 1; }
+  grep -Eq "\"stream_prefetch\": ?$expected" "$dir/prefetch.json" ||
+    { echo "FAIL: WHALE_STREAM_PREFETCH=$setting did not give stream_prefetch $expected"; exit 1; }
+done
+if WHALE_STREAM_PREFETCH=maybe "$whale" bench --model "$dir/model" -p 2 -n 1 -t 1 \
+    --bandwidth-mib 8 >/dev/null 2>"$dir/err"; then
+  echo "FAIL: WHALE_STREAM_PREFETCH=maybe was accepted"
+  exit 1
+fi
+grep -q "WHALE_STREAM_PREFETCH='maybe'" "$dir/err" ||
+  { echo "FAIL: WHALE_STREAM_PREFETCH=maybe gave no clear error:"; cat "$dir/err"; exit 1; }
 if ! command -v "$node" >/dev/null; then
   echo "SKIP: node is not installed (scripts/install-deps.sh installs it); the JSON went unchecked"
   exit 77
@@ -44,6 +60,7 @@ for (const k of positive)
 if (j.batch !== 4 || j.threads !== 2 || j.prompt_tokens !== 8 || j.decode_tokens !== 4 ||
     j.repeat !== 3)
   fail('the run settings are not echoed');
+if (typeof j.stream_prefetch !== 'boolean') fail('stream_prefetch = ' + j.stream_prefetch);
 if (!(j.warmup_seconds >= 0.2 && j.warmup_rounds >= 1))
   fail('warm-up ' + j.warmup_seconds + ' s, ' + j.warmup_rounds + ' rounds');
 // The rounds behind the medians: one entry per round, the reported figures their medians, and

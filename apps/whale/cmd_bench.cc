@@ -45,9 +45,10 @@ struct BenchFlags {
   int repeat = 1;
   bool json = false;
   int64_t bandwidth_mib = 1024;
-  int64_t batch = 1;     // sequences decoded together in the batched-decode measurement
-  bool profile = false;  // time the decode's stages (Model::set_profiling)
-  double warmup = 0;     // seconds of untimed rounds before the measured ones
+  int64_t peak_tokens = 128;  // tokens of the matmul peak probe's product (a prefill batch)
+  int64_t batch = 1;          // sequences decoded together in the batched-decode measurement
+  bool profile = false;       // time the decode's stages (Model::set_profiling)
+  double warmup = 0;          // seconds of untimed rounds before the measured ones
 };
 
 double WeightBytes(const whale::WeightMatrix& w) {
@@ -162,6 +163,7 @@ int Bench(const BenchFlags& f) {
   if (f.threads < 1) whale::Fail("-t ", f.threads, ": expected at least one thread");
   if (f.repeat < 1) whale::Fail("--repeat ", f.repeat, ": expected at least 1");
   if (f.batch < 1) whale::Fail("--batch ", f.batch, ": expected at least 1");
+  if (f.peak_tokens < 1) whale::Fail("--peak-tokens ", f.peak_tokens, ": expected at least 1");
   if (!(f.warmup >= 0)) whale::Fail("--warmup ", f.warmup, ": expected seconds, 0 or more");
   const whale::Weights weights = whale::Weights::Load(f.model);
   const whale::ModelConfig& c = weights.config();
@@ -276,11 +278,13 @@ int Bench(const BenchFlags& f) {
   const ActiveSet active = CountActive(weights);
   whale::DType peak_dtype = DominantDType(active);
   double peak = 0.0;
+  whale::MatMulPeakOptions peak_options;
+  peak_options.tokens = f.peak_tokens;
   try {
-    peak = whale::MeasureMatMulPeak(peak_dtype, &pool);
+    peak = whale::MeasureMatMulPeak(peak_dtype, &pool, peak_options);
   } catch (const whale::Error&) {
     peak_dtype = whale::DType::F32;  // a type the probe does not build: F32 as a stand-in
-    peak = whale::MeasureMatMulPeak(peak_dtype, &pool);
+    peak = whale::MeasureMatMulPeak(peak_dtype, &pool, peak_options);
   }
 
   const double decode_position = static_cast<double>(f.prompt) + static_cast<double>(f.decode) / 2;
@@ -354,6 +358,7 @@ int Bench(const BenchFlags& f) {
     j["read_bandwidth_gb_s"] = bandwidth;
     j["matmul_peak_dtype"] = std::string(whale::Name(peak_dtype));
     j["matmul_peak_gflop_s"] = peak;
+    j["matmul_peak_tokens"] = f.peak_tokens;
     j["decode_weight_bytes_per_token"] = active.bytes;
     j["decode_kv_bytes_per_token"] = kv_bytes;
     j["prefill_flop_per_token"] = prefill_flops;
@@ -401,8 +406,8 @@ int Bench(const BenchFlags& f) {
                 batch_decode, static_cast<long long>(f.batch), batch_decode / decode);
   std::printf("read bandwidth   %8.2f GB/s  (median of %d, each right after a decode)\n", bandwidth,
               f.repeat);
-  std::printf("matmul peak      %8.2f GFLOP/s (%s, 128 x 2048 x 2048)\n", peak,
-              std::string(whale::Name(peak_dtype)).c_str());
+  std::printf("matmul peak      %8.2f GFLOP/s (%s, %lld x 2048 x 2048)\n", peak,
+              std::string(whale::Name(peak_dtype)).c_str(), static_cast<long long>(f.peak_tokens));
   std::printf("decode bytes     %8.1f MB/token (weights %.1f + KV cache %.1f)\n",
               decode_bytes * 1e-6, active.bytes * 1e-6, kv_bytes * 1e-6);
   std::printf("prefill FLOPs    %8.2f GFLOP/token\n", prefill_flops * 1e-9);
@@ -447,6 +452,9 @@ std::function<int()> Setup(CLI::App& sub) {
   sub.add_option("--repeat", f->repeat, "prefill + decode runs (the median is reported)")
       ->capture_default_str();
   sub.add_option("--bandwidth-mib", f->bandwidth_mib, "buffer size of the bandwidth probe")
+      ->capture_default_str();
+  sub.add_option("--peak-tokens", f->peak_tokens,
+                 "tokens of the matrix-product peak probe ([tokens, 2048] x [2048, 2048]^T)")
       ->capture_default_str();
   sub.add_option("-b,--batch", f->batch,
                  "also decode this many sequences together (batched decode; 1 = off)")

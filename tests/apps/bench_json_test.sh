@@ -9,7 +9,7 @@ node=${2:-node}
 dir=$(mktemp -d) || exit 1
 trap 'rm -rf "$dir"' EXIT
 "$whale" init --preset tiny-v3 --dtype bf16 --out "$dir/model" >/dev/null || exit 1
-if ! "$whale" bench --model "$dir/model" -p 8 -n 4 -b 4 -t 2 --bandwidth-mib 64 --repeat 3 --warmup 0.2 --json --profile \
+if ! "$whale" bench --model "$dir/model" -p 8 -n 4 -b 4 -t 2 --bandwidth-mib 64 --peak-tokens 4 --repeat 3 --warmup 0.2 --json --profile \
     >"$dir/bench.json"; then
   echo "FAIL: whale bench exited with an error"
   exit 1
@@ -25,17 +25,23 @@ if "$whale" bench --model "$dir/model" --warmup -1 >/dev/null 2>"$dir/err"; then
   exit 1
 fi
 grep -q -- "--warmup -1" "$dir/err" || { echo "FAIL: --warmup -1 gave no clear error:"; cat "$dir/err"; exit 1; }
+if "$whale" bench --model "$dir/model" --peak-tokens 0 >/dev/null 2>"$dir/err"; then
+  echo "FAIL: --peak-tokens 0 was accepted"
+  exit 1
+fi
+grep -q -- "--peak-tokens 0" "$dir/err" ||
+  { echo "FAIL: --peak-tokens 0 gave no clear error:"; cat "$dir/err"; exit 1; }
 # WHALE_STREAM_PREFETCH overrides the CPU's default, shows in the JSON, and a bad value is an error
 # that names it.
 for setting in on off; do
   expected=$([ "$setting" = on ] && echo true || echo false)
   WHALE_STREAM_PREFETCH=$setting "$whale" bench --model "$dir/model" -p 2 -n 1 -t 1 \
-      --bandwidth-mib 8 --json >"$dir/prefetch.json" || { echo "FAIL: bench with $setting"; exit 1; }
+      --bandwidth-mib 8 --peak-tokens 1 --json >"$dir/prefetch.json" || { echo "FAIL: bench with $setting"; exit 1; }
   grep -Eq "\"stream_prefetch\": ?$expected" "$dir/prefetch.json" ||
     { echo "FAIL: WHALE_STREAM_PREFETCH=$setting did not give stream_prefetch $expected"; exit 1; }
 done
 if WHALE_STREAM_PREFETCH=maybe "$whale" bench --model "$dir/model" -p 2 -n 1 -t 1 \
-    --bandwidth-mib 8 >/dev/null 2>"$dir/err"; then
+    --bandwidth-mib 8 --peak-tokens 1 >/dev/null 2>"$dir/err"; then
   echo "FAIL: WHALE_STREAM_PREFETCH=maybe was accepted"
   exit 1
 fi
@@ -58,7 +64,7 @@ const positive = ['prefill_tok_s', 'decode_tok_s', 'read_bandwidth_gb_s', 'matmu
 for (const k of positive)
   if (!(typeof j[k] === 'number' && Number.isFinite(j[k]) && j[k] > 0)) fail(k + ' = ' + j[k]);
 if (j.batch !== 4 || j.threads !== 2 || j.prompt_tokens !== 8 || j.decode_tokens !== 4 ||
-    j.repeat !== 3)
+    j.repeat !== 3 || j.matmul_peak_tokens !== 4)
   fail('the run settings are not echoed');
 if (typeof j.stream_prefetch !== 'boolean') fail('stream_prefetch = ' + j.stream_prefetch);
 if (!(j.warmup_seconds >= 0.2 && j.warmup_rounds >= 1))

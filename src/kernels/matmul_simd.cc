@@ -11,10 +11,14 @@
 //   NaN weights give NaN as in the reference.
 //   On x86 targets with AVX-512 VBMI the one-token kernel decodes FP8 through byte tables
 //   instead (fp8_table-inl.h): exact, NaN codes give NaN, 23 against 19 GB/s in L2 on one core.
+//   On the other targets it decodes FP8 straight into F32 bits (Fp8BitsDecoder: the code
+//   sign-extended, shifted left by 20 and masked is the value times 2^-120), falling back to the
+//   F16 decode for a row block whose activations times 2^120 would overflow.
 //
-// GEMV (one token): groups of 4 rows, x from L1. F32 and FP8 read a matrix from memory one row
-// after another (one sequential stream), a small one in cache side by side (each x load shared by
-// the 4 rows). BF16 always reads 4 far-apart rows side by side (ForSpreadRowGroups); on AVX-512
+// GEMV (one token): groups of 4 rows, x from L1. F32 (and FP8 through F16) read a matrix from
+// memory one row after another (one sequential stream), a small one in cache side by side (each x
+// load shared by the 4 rows). BF16 and FP8 through F32 bits always read 4 far-apart rows side by
+// side (ForSpreadRowGroups); on AVX-512
 // CPUs with AVX512_BF16 through vdpbf16ps against x split into two BF16 halves, with no decode
 // (bf16_pairs-inl.h). FP8 runs one 128-row scale block at a time with x pre-multiplied by that
 // block's column scales (Fp8ScaledActivations), so its rows are plain sums too; matrices the loader
@@ -239,6 +243,46 @@ struct Fp8RowDecoder {
   }
 };
 
+// FP8 for the one-token kernel as F32 bits with no conversion instruction: the sign-extended code
+// shifted left by 20 puts the sign at bit 31 (bits 27-30 then hold copies of it and are cleared),
+// the exponent at bits 23-26 and the mantissa at 20-22, i.e. the F32 of the e4m3 value times
+// 2^-120 (exponent bias 127 against 7; subnormal codes become F32 subnormals, exactly). x carries
+// each block's scale times 2^120 (kActivationScale), so the products are those of Fp8RowDecoder;
+// where |x · scale| reaches 2^8, x times 2^120 would overflow and GemvRowsFp8 takes Fp8RowDecoder.
+// Three integer ops and no vcvtph2ps per 8 codes (AVX2): one Zen 2 core decoded and summed codes
+// from L2 at 13.2 GB/s against 9.3 through F16 (a loop of each written for the experiment).
+template <bool kTrackNan>
+struct Fp8BitsDecoder {
+  using Storage = uint8_t;
+  static constexpr bool kScaled = false;
+  static constexpr bool kEvenOdd = false;
+  static constexpr float kActivationScale = 0x1p120f;
+  using DI = hn::RebindToSigned<DF>;
+  hn::Vec<DI> max_magnitude;  // max of (code & 0x7F) << 20 seen so far
+
+  HWY_INLINE Fp8BitsDecoder() : max_magnitude(hn::Zero(DI())) {}
+
+  HWY_INLINE VF Decode1(DF df, const uint8_t* p) {
+    const DI di;
+    const hn::Rebind<int8_t, DF> d8;
+    const auto shifted =
+        hn::ShiftLeft<20>(hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p))));
+    if constexpr (kTrackNan)
+      max_magnitude = hn::Max(max_magnitude, hn::And(shifted, hn::Set(di, int32_t{0x07F00000})));
+    return hn::BitCast(df, hn::And(shifted, hn::Set(di, static_cast<int32_t>(0x87F00000u))));
+  }
+  HWY_INLINE void Decode2(DF df, const uint8_t* p, VF& lo, VF& hi) {
+    lo = Decode1(df, p);
+    hi = Decode1(df, p + hn::Lanes(df));
+  }
+  static float Scalar(uint8_t v) { return Fp8Value(v) * 0x1p-120f; }
+  bool SawNan() const {
+    if constexpr (!kTrackNan) return false;
+    const DI di;
+    return !hn::AllFalse(di, hn::Eq(max_magnitude, hn::Set(di, int32_t{0x07F00000})));
+  }
+};
+
 float ScaleOf(const WeightMatrix& w, int64_t row, int64_t col) {
   const int64_t grid_cols = (w.cols + kWeightScaleBlock - 1) / kWeightScaleBlock;
   return w.block_scales[(row / kWeightScaleBlock) * grid_cols + col / kWeightScaleBlock];
@@ -419,6 +463,10 @@ HWY_INLINE bool DotRows(const WeightMatrix& w, const int64_t (&row)[kRowGroup], 
 template <class Dec, class ExactDec = Dec>
 void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix& w,
               int64_t row_begin, int64_t row_end) {
+  // FP8 through F32 bits goes side by side too: a decode step's eight V2-Lite FP8 experts
+  // (BM_ExpertStep) on one Zen 2 core read at 10.8-11.1 GB/s so against 8.3-9.0 in turn (2
+  // threads 17.8-18.1 against 13.6-15.3), and small-v3 FP8 decoded at 48.5-50.0 tok/s with 1
+  // thread against 37.0-40.2 (34.3-37.9 through F16 in turn, the kernel before).
   // BF16 (the even/odd decoder) stays side by side: in turn, every row puts the same x vectors in
   // dot order again (two permutes per 64 bytes of weights), and even with x reordered once per
   // call the one stream did not pay on the AVX-512 (Zen 5) development VM of 2026-12-01. One
@@ -434,7 +482,8 @@ void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix
       for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<ExactDec>(w, row[r], x_exact);
     for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
   };
-  if constexpr (Dec::kEvenOdd) {
+  if constexpr (Dec::kEvenOdd || std::is_same_v<Dec, Fp8BitsDecoder<true>> ||
+                std::is_same_v<Dec, Fp8BitsDecoder<false>>) {
     ForSpreadRowGroups(row_begin, row_end, [&](const int64_t(&row)[kRowGroup], int n_rows) {
       rows(row, n_rows, std::false_type());
     });
@@ -451,16 +500,22 @@ void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix
   }
 }
 
-// xs[cols] = x times the scales of FP8 row block rb and the 2^8 of the vector decode: with it a
-// row's dot needs no per-block sums (Fp8RowDecoder).
-void Fp8ScaledActivations(float* xs, const float* x, const WeightMatrix& w, int64_t rb) {
+// xs[cols] = x times the scales of FP8 row block rb and the power of two its decoder leaves out
+// (Fp8RowDecoder: 2^8, Fp8BitsDecoder: 2^120): with it a row's dot needs no per-block sums. False
+// when a value of xs is not finite (x not finite, or x · scale · decode_scale past F32's range).
+bool Fp8ScaledActivations(float* xs, const float* x, const WeightMatrix& w, int64_t rb,
+                          float decode_scale = Fp8Decoder::kVectorScale) {
   const int64_t grid_cols = (w.cols + kWeightScaleBlock - 1) / kWeightScaleBlock;
+  bool finite = true;
   for (int64_t cb = 0; cb < grid_cols; ++cb) {
-    const float s = w.block_scales[rb * grid_cols + cb] * Fp8Decoder::kVectorScale;
+    const float s = w.block_scales[rb * grid_cols + cb] * decode_scale;
     for (int64_t k = cb * kWeightScaleBlock; k < std::min(w.cols, (cb + 1) * kWeightScaleBlock);
-         ++k)
+         ++k) {
       xs[k] = x[k] * s;
+      finite &= std::abs(xs[k]) <= std::numeric_limits<float>::max();
+    }
   }
+  return finite;
 }
 
 #include "kernels/bf16_pairs-inl.h"  // GemvRowsBf16Pairs on AVX-512 CPUs with AVX512_BF16
@@ -475,8 +530,13 @@ void GemvRowsFp8(float* y, const float* x, const WeightMatrix& w, int64_t row_be
   for (int64_t b0 = row_begin; b0 < row_end;) {
     const int64_t rb = b0 / kWeightScaleBlock;
     const int64_t b1 = std::min(row_end, (rb + 1) * kWeightScaleBlock);
-    Fp8ScaledActivations(scaled.data(), x, w, rb);
-    GemvRows<Fp8RowDecoder<kTrackNan>, Fp8Decoder>(y, scaled.data(), x, w, b0, b1);
+    if (Fp8ScaledActivations(scaled.data(), x, w, rb,
+                             Fp8BitsDecoder<kTrackNan>::kActivationScale)) {
+      GemvRows<Fp8BitsDecoder<kTrackNan>, Fp8Decoder>(y, scaled.data(), x, w, b0, b1);
+    } else {  // |x · scale| >= 2^8 somewhere (or x not finite): through F16, x times 2^8
+      Fp8ScaledActivations(scaled.data(), x, w, rb);
+      GemvRows<Fp8RowDecoder<kTrackNan>, Fp8Decoder>(y, scaled.data(), x, w, b0, b1);
+    }
     b0 = b1;
   }
 }

@@ -529,6 +529,47 @@ TEST_F(ForEachTarget, DecodesEveryFp8CodeAndNan) {
   }
 }
 
+// One token with |x · scale| of 2^8 and more, where x times the 2^120 of the F32-bit FP8 decode
+// (Fp8BitsDecoder) would overflow and the kernel takes the F16 decode for that row block: every
+// code still exact (scales and activations are powers of two), in a one-row matrix and in one
+// read row after row; an infinite activation gives what the scalar products give.
+TEST_F(ForEachTarget, Fp8OneTokenWithLargeActivations) {
+  std::vector<uint8_t> codes;
+  for (int c = 0; c < 256; ++c)
+    if ((c & 0x7F) != 0x7F) codes.push_back(static_cast<uint8_t>(c));
+  const auto cols = static_cast<int64_t>(codes.size());
+  const std::vector<float> scales = {0.5f, 4.0f};  // 2^7 x 0.5 stays below 2^8, x 4 does not
+  const int64_t tall_rows = 2100;
+  std::vector<uint8_t> tall;
+  for (int64_t r = 0; r < tall_rows; ++r) tall.insert(tall.end(), codes.begin(), codes.end());
+  std::vector<float> tall_scales(2 * ((tall_rows + 127) / 128));
+  for (size_t i = 0; i < tall_scales.size(); ++i) tall_scales[i] = i % 2 == 0 ? 0.5f : 4.0f;
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int64_t target : SupportedSimdTargets()) {
+    ForceSimdTarget(target);
+    for (bool nan_free : {false, true})
+      for (float big : {0x1p7f, 0x1p8f, 0x1p20f, 0x1p100f, inf})
+        for (int64_t first = 0; first < cols; ++first) {
+          std::vector<float> x(cols, 0.0f), y(1), y_tall(tall_rows);
+          x[first] = big;
+          const float expected = F8E4M3ToF32(codes[first]) * scales[first / 128] * big;
+          MatMul(y, x, 1, {DType::F8_E4M3, codes.data(), 1, cols, scales.data(), nan_free},
+                 nullptr);
+          MatMul(y_tall, x, 1,
+                 {DType::F8_E4M3, tall.data(), tall_rows, cols, tall_scales.data(), nan_free},
+                 nullptr);
+          for (float got : {y[0], y_tall[0], y_tall[tall_rows - 1]}) {
+            if (std::isnan(expected))
+              ASSERT_TRUE(std::isnan(got))
+                  << SimdTargetName(target) << " code " << int{codes[first]};
+            else
+              ASSERT_EQ(got, expected)
+                  << SimdTargetName(target) << " code " << int{codes[first]} << " x " << big;
+          }
+        }
+  }
+}
+
 // The byte tables of the VBMI one-token kernel (kernels/fp8_table.h): for every magnitude, the
 // BF16 bits are those of the exact F32 value, whose low 16 bits are zero (NaN: a quiet NaN).
 TEST(Fp8ByteTables, HoldTheBf16OfEveryMagnitude) {

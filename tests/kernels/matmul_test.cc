@@ -555,10 +555,14 @@ TEST_F(ForEachTarget, Fp8OneTokenWithLargeActivations) {
           const float expected = F8E4M3ToF32(codes[first]) * scales[first / 128] * big;
           MatMul(y, x, 1, {DType::F8_E4M3, codes.data(), 1, cols, scales.data(), nan_free},
                  nullptr);
-          MatMul(y_tall, x, 1,
-                 {DType::F8_E4M3, tall.data(), tall_rows, cols, tall_scales.data(), nan_free},
-                 nullptr);
-          for (float got : {y[0], y_tall[0], y_tall[tall_rows - 1]}) {
+          std::vector<float> results = {y[0]};
+          if (first % 16 == 0) {  // the tall matrix for every 16th code: ASan runs this slowly
+            MatMul(y_tall, x, 1,
+                   {DType::F8_E4M3, tall.data(), tall_rows, cols, tall_scales.data(), nan_free},
+                   nullptr);
+            results.insert(results.end(), {y_tall.front(), y_tall.back()});
+          }
+          for (float got : results) {
             if (std::isnan(expected))
               ASSERT_TRUE(std::isnan(got))
                   << SimdTargetName(target) << " code " << int{codes[first]};

@@ -138,37 +138,13 @@ HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRow
   SumRows4(df, total, out);
 }
 
-// Narrow rows (up to this many columns) are read in spans of several 128-row scale blocks, each of
-// the four row streams block by block with its own scaled x: in one block, a stream is only a
-// quarter block long (32 rows, 8-16 KiB at these widths), and each stream's start, which its
-// prefetch has not reached yet, cost a good share of the time. One core, FP8 from DRAM (2026-12-02
-// Zen 5 VM, per-block and spanned calls alternated in one process, medians of 10): 1536 x 384
-// 17.6 -> 24.8 GB/s, 2304 x 512 19.6 -> 26.7, 3072 x 256 16.3 -> 23.9, 32768 x 512 19.8 -> 26.0.
-// Wider rows keep one block at a time: four blocks' x vectors no longer fit in L1 beside the
-// streams (1536 x 1024 24.5 -> 22.9, 1536 x 4096 28.3 -> 14.1, 2048 x 1408 27.8 -> 21.2).
-constexpr int64_t kFp8TableSpanMaxCols = 512;
-// At most this many bytes of scaled x per span (half of L2): 64 blocks at 512 columns.
-constexpr int64_t kFp8TableSpanBytes = int64_t{128} << 10;
-
 // y[row] = x · W[row] for one token, FP8 rows [row_begin, row_end), one 128-row scale block at a
-// time, or for narrow rows a span of several (kFp8TableSpanMaxCols).
+// time, or for narrow rows a span of several (Fp8SpanBlocks).
 inline void GemvRowsFp8Table(float* y, const float* x, const WeightMatrix& w, int64_t row_begin,
                              int64_t row_end) {
-  // [cols rounded up to 64] per row block of the span, each from a 64-byte boundary (a vector load
-  // across two cache lines costs two); grows only.
   const int64_t padded = (w.cols + kFp8TableChunk - 1) / kFp8TableChunk * kFp8TableChunk;
-  const int64_t first_block = row_begin / kWeightScaleBlock;
-  const int64_t blocks_in_range = (row_end - 1) / kWeightScaleBlock + 1 - first_block;
-  const int64_t span_blocks =
-      w.cols > kFp8TableSpanMaxCols
-          ? 1
-          : std::clamp<int64_t>(kFp8TableSpanBytes / (padded * int64_t{sizeof(float)}), 1,
-                                blocks_in_range);
-  thread_local std::vector<float> buffer;
-  if (static_cast<int64_t>(buffer.size()) < span_blocks * padded + 16)
-    buffer.resize(static_cast<size_t>(span_blocks * padded + 16));
-  float* const scaled =
-      reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t{63});
+  const int64_t span_blocks = Fp8SpanBlocks(w.cols, padded, row_begin, row_end);
+  float* const scaled = Fp8SpanBuffer(span_blocks * padded);  // [span_blocks][padded]
   for (int64_t b0 = row_begin; b0 < row_end;) {
     const int64_t rb0 = b0 / kWeightScaleBlock;
     const int64_t b1 = std::min(row_end, (rb0 + span_blocks) * kWeightScaleBlock);

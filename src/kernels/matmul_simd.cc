@@ -11,13 +11,13 @@
 //   NaN weights give NaN as in the reference.
 //   On x86 targets with AVX-512 VBMI the one-token kernel decodes FP8 through byte tables
 //   instead (fp8_table-inl.h): exact, NaN codes give NaN, 23 against 19 GB/s in L2 on one core.
-//   On the other targets it decodes FP8 straight into F32 bits (Fp8BitsDecoder: the code
-//   sign-extended, shifted left by 20 and masked is the value times 2^-120), falling back to the
-//   F16 decode for a row block whose activations times 2^120 would overflow.
+//   On the other vector targets it decodes FP8 straight into F32 bits with 16-bit shifts, byte
+//   shuffles and masks (fp8_bits-inl.h: the code sign-extended, shifted and masked is the value
+//   times 2^-120), falling back to the F16 decode where activations times 2^120 would overflow.
 //
 // GEMV (one token): groups of 4 rows, x from L1. F32 (and FP8 through F16) read a matrix from
 // memory one row after another (one sequential stream), a small one in cache side by side (each x
-// load shared by the 4 rows). BF16 and FP8 through F32 bits always read 4 far-apart rows side by
+// load shared by the 4 rows). BF16 and the other FP8 kernels always read 4 far-apart rows side by
 // side (ForSpreadRowGroups); on AVX-512
 // CPUs with AVX512_BF16 through vdpbf16ps against x split into two BF16 halves, with no decode
 // (bf16_pairs-inl.h). FP8 runs one 128-row scale block at a time with x pre-multiplied by that
@@ -47,6 +47,7 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -87,6 +88,38 @@ constexpr int64_t InTurnMaxTokens(int64_t cols, bool fp8) {
   return fp8 ? 3 : 2;  // FP8's decode outweighs its x loads longer
 }
 
+// The one-token FP8 kernels (fp8_table-inl.h, fp8_bits-inl.h) read narrow rows (up to this many
+// columns) in spans of several 128-row scale blocks, each of the four row streams block by block
+// with its own scaled x: in one block, a stream is only a quarter block long (32 rows, 8-16 KiB
+// at these widths), and each stream's start, which its prefetch has not reached yet, cost a good
+// share of the time. One core, FP8 through the byte tables from DRAM (2026-12-02 Zen 5 VM,
+// per-block and spanned calls alternated in one process, medians of 10): 1536 x 384 17.6 -> 24.8
+// GB/s, 2304 x 512 19.6 -> 26.7, 3072 x 256 16.3 -> 23.9, 32768 x 512 19.8 -> 26.0. Wider rows
+// keep one block at a time: four blocks' x vectors no longer fit in L1 beside the streams (1536 x
+// 1024 24.5 -> 22.9, 1536 x 4096 28.3 -> 14.1, 2048 x 1408 27.8 -> 21.2).
+constexpr int64_t kFp8SpanMaxCols = 512;
+// At most this many bytes of scaled x per span (half of L2): 64 blocks at 512 columns.
+constexpr int64_t kFp8SpanBytes = int64_t{128} << 10;
+
+// Scale blocks per span for rows [row_begin, row_end) of `cols` columns whose scaled x takes
+// `padded` floats per block.
+inline int64_t Fp8SpanBlocks(int64_t cols, int64_t padded, int64_t row_begin, int64_t row_end) {
+  if (cols > kFp8SpanMaxCols) return 1;
+  const int64_t first_block = row_begin / kWeightScaleBlock;
+  const int64_t blocks_in_range = (row_end - 1) / kWeightScaleBlock + 1 - first_block;
+  return std::clamp<int64_t>(kFp8SpanBytes / (padded * int64_t{sizeof(float)}), 1, blocks_in_range);
+}
+
+// This thread's buffer for the scaled x of a span, `floats` long from a 64-byte boundary (a vector
+// load across two cache lines costs two); grows only, so a decode step allocates nothing.
+inline float* Fp8SpanBuffer(int64_t floats) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < floats + 16)
+    buffer.resize(static_cast<size_t>(floats + 16));
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) &
+                                  ~uintptr_t{63});
+}
+
 }  // namespace matmul_detail
 }  // namespace whale
 #endif  // WHALE_KERNELS_MATMUL_SIMD_ONCE
@@ -114,7 +147,6 @@ struct F32Decoder {
   using Storage = float;
   static constexpr bool kScaled = false;
   static constexpr bool kEvenOdd = false;
-  static constexpr bool kSpreadRows = kEvenOdd;  // GemvRows: 4 far-apart rows side by side
   HWY_INLINE VF Decode1(DF df, const float* p) { return hn::LoadU(df, p); }
   HWY_INLINE void Decode2(DF df, const float* p, VF& lo, VF& hi) {
     lo = Decode1(df, p);
@@ -146,10 +178,8 @@ struct Bf16Decoder {
   // decode saves (measured 90 -> 74 GFLOP/s at 8 tokens).
 #if HWY_TARGET == HWY_SCALAR
   static constexpr bool kEvenOdd = false;
-  static constexpr bool kSpreadRows = kEvenOdd;  // GemvRows: 4 far-apart rows side by side
 #else
   static constexpr bool kEvenOdd = true;
-  static constexpr bool kSpreadRows = kEvenOdd;  // GemvRows: 4 far-apart rows side by side
   HWY_INLINE void DecodeEvenOdd(DF df, const uint16_t* p, VF& even, VF& odd) {
     const hn::RebindToUnsigned<DF> du32;
     const auto pairs = hn::LoadU(du32, reinterpret_cast<const uint32_t*>(p));
@@ -219,8 +249,7 @@ struct Fp8RowDecoder {
   using Storage = uint8_t;
   static constexpr bool kScaled = false;
   static constexpr bool kEvenOdd = false;
-  static constexpr bool kSpreadRows = kEvenOdd;  // GemvRows: 4 far-apart rows side by side
-  using D16 = hn::Rebind<int16_t, DF>;           // N lanes
+  using D16 = hn::Rebind<int16_t, DF>;  // N lanes
   hn::Vec<D16> max_magnitude;
 
   HWY_INLINE Fp8RowDecoder() : max_magnitude(hn::Zero(D16())) {}
@@ -244,47 +273,6 @@ struct Fp8RowDecoder {
     if constexpr (!kTrackNan) return false;
     const D16 d16;
     return !hn::AllFalse(d16, hn::Eq(max_magnitude, hn::Set(d16, int16_t{0x3F80})));
-  }
-};
-
-// FP8 for the one-token kernel as F32 bits with no conversion instruction: the sign-extended code
-// shifted left by 20 puts the sign at bit 31 (bits 27-30 then hold copies of it and are cleared),
-// the exponent at bits 23-26 and the mantissa at 20-22, i.e. the F32 of the e4m3 value times
-// 2^-120 (exponent bias 127 against 7; subnormal codes become F32 subnormals, exactly). x carries
-// each block's scale times 2^120 (kActivationScale), so the products are those of Fp8RowDecoder;
-// where |x · scale| reaches 2^8, x times 2^120 would overflow and GemvRowsFp8 takes Fp8RowDecoder.
-// Three integer ops and no vcvtph2ps per 8 codes (AVX2): one Zen 2 core decoded and summed codes
-// from L2 at 13.2 GB/s against 9.3 through F16 (a loop of each written for the experiment).
-template <bool kTrackNan>
-struct Fp8BitsDecoder {
-  using Storage = uint8_t;
-  static constexpr bool kScaled = false;
-  static constexpr bool kEvenOdd = false;
-  static constexpr bool kSpreadRows = true;  // GemvRows: 4 far-apart rows side by side
-  static constexpr float kActivationScale = 0x1p120f;
-  using DI = hn::RebindToSigned<DF>;
-  hn::Vec<DI> max_magnitude;  // max of (code & 0x7F) << 20 seen so far
-
-  HWY_INLINE Fp8BitsDecoder() : max_magnitude(hn::Zero(DI())) {}
-
-  HWY_INLINE VF Decode1(DF df, const uint8_t* p) {
-    const DI di;
-    const hn::Rebind<int8_t, DF> d8;
-    const auto shifted =
-        hn::ShiftLeft<20>(hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p))));
-    if constexpr (kTrackNan)
-      max_magnitude = hn::Max(max_magnitude, hn::And(shifted, hn::Set(di, int32_t{0x07F00000})));
-    return hn::BitCast(df, hn::And(shifted, hn::Set(di, static_cast<int32_t>(0x87F00000u))));
-  }
-  HWY_INLINE void Decode2(DF df, const uint8_t* p, VF& lo, VF& hi) {
-    lo = Decode1(df, p);
-    hi = Decode1(df, p + hn::Lanes(df));
-  }
-  static float Scalar(uint8_t v) { return Fp8Value(v) * 0x1p-120f; }
-  bool SawNan() const {
-    if constexpr (!kTrackNan) return false;
-    const DI di;
-    return !hn::AllFalse(di, hn::Eq(max_magnitude, hn::Set(di, int32_t{0x07F00000})));
   }
 };
 
@@ -468,10 +456,6 @@ HWY_INLINE bool DotRows(const WeightMatrix& w, const int64_t (&row)[kRowGroup], 
 template <class Dec, class ExactDec = Dec>
 void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix& w,
               int64_t row_begin, int64_t row_end) {
-  // FP8 through F32 bits goes side by side too: a decode step's eight V2-Lite FP8 experts
-  // (BM_ExpertStep) on one Zen 2 core read at 10.8-11.1 GB/s so against 8.3-9.0 in turn (2
-  // threads 17.8-18.1 against 13.6-15.3), and small-v3 FP8 decoded at 48.5-50.0 tok/s with 1
-  // thread against 37.0-40.2 (34.3-37.9 through F16 in turn, the kernel before).
   // BF16 (the even/odd decoder) stays side by side: in turn, every row puts the same x vectors in
   // dot order again (two permutes per 64 bytes of weights), and even with x reordered once per
   // call the one stream did not pay on the AVX-512 (Zen 5) development VM of 2026-12-01. One
@@ -487,7 +471,7 @@ void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix
       for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<ExactDec>(w, row[r], x_exact);
     for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
   };
-  if constexpr (Dec::kSpreadRows) {
+  if constexpr (Dec::kEvenOdd) {  // BF16: 4 far-apart rows side by side
     ForSpreadRowGroups(row_begin, row_end, [&](const int64_t(&row)[kRowGroup], int n_rows) {
       rows(row, n_rows, std::false_type());
     });
@@ -504,46 +488,36 @@ void GemvRows(float* y, const float* x, const float* x_exact, const WeightMatrix
   }
 }
 
-// xs[cols] = x times the scales of FP8 row block rb and the power of two its decoder leaves out
-// (Fp8RowDecoder: 2^8, Fp8BitsDecoder: 2^120): with it a row's dot needs no per-block sums. False
-// when a value of xs is not finite (x not finite, or x · scale · decode_scale past F32's range).
-bool Fp8ScaledActivations(float* xs, const float* x, const WeightMatrix& w, int64_t rb,
-                          float decode_scale = Fp8Decoder::kVectorScale) {
+// xs[cols] = x times the scales of FP8 row block rb and the 2^8 Fp8RowDecoder leaves out: with
+// it a row's dot needs no per-block sums.
+void Fp8ScaledActivations(float* xs, const float* x, const WeightMatrix& w, int64_t rb) {
   const int64_t grid_cols = (w.cols + kWeightScaleBlock - 1) / kWeightScaleBlock;
-  bool finite = true;
   for (int64_t cb = 0; cb < grid_cols; ++cb) {
-    const float s = w.block_scales[rb * grid_cols + cb] * decode_scale;
+    const float s = w.block_scales[rb * grid_cols + cb] * Fp8Decoder::kVectorScale;
     for (int64_t k = cb * kWeightScaleBlock; k < std::min(w.cols, (cb + 1) * kWeightScaleBlock);
-         ++k) {
+         ++k)
       xs[k] = x[k] * s;
-      finite &= std::abs(xs[k]) <= std::numeric_limits<float>::max();
-    }
   }
-  return finite;
 }
 
-#include "kernels/bf16_pairs-inl.h"  // GemvRowsBf16Pairs on AVX-512 CPUs with AVX512_BF16
-#include "kernels/fp8_table-inl.h"   // GemvRowsFp8Table on AVX-512 VBMI targets
-
-// One token through FP8 weights, one 128-row scale block at a time.
+// One token through FP8 weights decoded through F16, one 128-row scale block at a time.
 template <bool kTrackNan>
-void GemvRowsFp8(float* y, const float* x, const WeightMatrix& w, int64_t row_begin,
-                 int64_t row_end) {
+void GemvRowsFp8F16(float* y, const float* x, const WeightMatrix& w, int64_t row_begin,
+                    int64_t row_end) {
   thread_local std::vector<float> scaled;  // [cols], grows only: no allocation per decode step
   if (static_cast<int64_t>(scaled.size()) < w.cols) scaled.resize(static_cast<size_t>(w.cols));
   for (int64_t b0 = row_begin; b0 < row_end;) {
     const int64_t rb = b0 / kWeightScaleBlock;
     const int64_t b1 = std::min(row_end, (rb + 1) * kWeightScaleBlock);
-    if (Fp8ScaledActivations(scaled.data(), x, w, rb,
-                             Fp8BitsDecoder<kTrackNan>::kActivationScale)) {
-      GemvRows<Fp8BitsDecoder<kTrackNan>, Fp8Decoder>(y, scaled.data(), x, w, b0, b1);
-    } else {  // |x · scale| >= 2^8 somewhere (or x not finite): through F16, x times 2^8
-      Fp8ScaledActivations(scaled.data(), x, w, rb);
-      GemvRows<Fp8RowDecoder<kTrackNan>, Fp8Decoder>(y, scaled.data(), x, w, b0, b1);
-    }
+    Fp8ScaledActivations(scaled.data(), x, w, rb);
+    GemvRows<Fp8RowDecoder<kTrackNan>, Fp8Decoder>(y, scaled.data(), x, w, b0, b1);
     b0 = b1;
   }
 }
+
+#include "kernels/bf16_pairs-inl.h"  // GemvRowsBf16Pairs on AVX-512 CPUs with AVX512_BF16
+#include "kernels/fp8_bits-inl.h"    // GemvRowsFp8Bits on the other vector targets
+#include "kernels/fp8_table-inl.h"   // GemvRowsFp8Table on AVX-512 VBMI targets
 
 // dst[cols] = row `row` of W in F32 (FP8: value · scale, rounded once).
 template <class Dec>
@@ -756,8 +730,10 @@ void Fp8RowsFor(float* y, const float* x, int64_t n, const WeightMatrix& w, int6
   if (n == 1) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL
     GemvRowsFp8Table(y, x, w, row_begin, row_end);  // NaN codes decode to NaN there
+#elif HWY_TARGET != HWY_SCALAR
+    GemvRowsFp8Bits<kTrackNan>(y, x, w, row_begin, row_end);
 #else
-    GemvRowsFp8<kTrackNan>(y, x, w, row_begin, row_end);
+    GemvRowsFp8F16<kTrackNan>(y, x, w, row_begin, row_end);
 #endif
   } else {
     TileRows<Fp8RowDecoder<kTrackNan>, Fp8Decoder>(y, x, n, w, row_begin, row_end);

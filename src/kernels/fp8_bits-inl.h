@@ -176,37 +176,22 @@ void GemvRowsFp8Bits(float* y, const float* x, const WeightMatrix& w, int64_t ro
                      int64_t row_end) {
   const int64_t chunk = Fp8BitsChunk();
   const int64_t padded = (w.cols + chunk - 1) / chunk * chunk;
-  const int64_t span_blocks = Fp8SpanBlocks(w.cols, padded, row_begin, row_end);
-  float* const scaled = Fp8SpanBuffer(span_blocks * padded);  // [span_blocks][padded]
   const bool prefetch = RunningStreamPrefetch();
-  for (int64_t b0 = row_begin; b0 < row_end;) {
-    const int64_t rb0 = b0 / kWeightScaleBlock;
-    const int64_t b1 = std::min(row_end, (rb0 + span_blocks) * kWeightScaleBlock);
-    bool finite = true;
-    for (int64_t rb = rb0; rb * kWeightScaleBlock < b1; ++rb)
-      finite &= Fp8BitsScaledActivations(scaled + (rb - rb0) * padded, x, w, rb);
-    if (!finite) {  // |x · scale| >= 2^8 somewhere (or x not finite)
-      GemvRowsFp8F16<kTrackNan>(y, x, w, b0, b1);
-      b0 = b1;
-      continue;
-    }
-    const int64_t stream_bytes = (b1 - b0) / kRowGroup * w.cols;  // ForSpreadRowGroups' streams
-    PrefetchStreamStarts(static_cast<const uint8_t*>(w.data) + b0 * w.cols, stream_bytes, kRowGroup,
-                         stream_bytes, kFp8BitsPrefetchBytes);
-    ForSpreadRowGroups(b0, b1, [&](const int64_t(&row)[kRowGroup], int n_rows) {
-      const float* xs[kRowGroup];
-      for (int r = 0; r < kRowGroup; ++r)
-        xs[r] = scaled + (row[r] / kWeightScaleBlock - rb0) * padded;
-      float out[kRowGroup];
-      const bool saw_nan = span_blocks == 1
-                               ? DotRowsFp8Bits<kTrackNan, true>(w, row, xs, prefetch, out)
-                               : DotRowsFp8Bits<kTrackNan, false>(w, row, xs, prefetch, out);
-      if (saw_nan)
-        for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<Fp8Decoder>(w, row[r], x);
-      for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
-    });
-    b0 = b1;
-  }
+  ForFp8Spans(
+      w, row_begin, row_end, padded, kFp8BitsPrefetchBytes,
+      [&](float* xs, int64_t rb) { return Fp8BitsScaledActivations(xs, x, w, rb); },
+      // |x · scale| >= 2^8 somewhere (or x not finite)
+      [&](int64_t b0, int64_t b1) { GemvRowsFp8F16<kTrackNan>(y, x, w, b0, b1); },
+      [&](const int64_t(&row)[kRowGroup], int n_rows, const float* const(&xs)[kRowGroup],
+          bool one_block) {
+        float out[kRowGroup];
+        const bool saw_nan = one_block
+                                 ? DotRowsFp8Bits<kTrackNan, true>(w, row, xs, prefetch, out)
+                                 : DotRowsFp8Bits<kTrackNan, false>(w, row, xs, prefetch, out);
+        if (saw_nan)
+          for (int r = 0; r < kRowGroup; ++r) out[r] = DotRowScalar<Fp8Decoder>(w, row[r], x);
+        for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
+      });
 }
 
 #endif  // HWY_TARGET != HWY_SCALAR && not AVX-512 VBMI

@@ -143,29 +143,22 @@ HWY_INLINE void DotRowsFp8Table(const WeightMatrix& w, const int64_t (&row)[kRow
 inline void GemvRowsFp8Table(float* y, const float* x, const WeightMatrix& w, int64_t row_begin,
                              int64_t row_end) {
   const int64_t padded = (w.cols + kFp8TableChunk - 1) / kFp8TableChunk * kFp8TableChunk;
-  const int64_t span_blocks = Fp8SpanBlocks(w.cols, padded, row_begin, row_end);
-  float* const scaled = Fp8SpanBuffer(span_blocks * padded);  // [span_blocks][padded]
-  for (int64_t b0 = row_begin; b0 < row_end;) {
-    const int64_t rb0 = b0 / kWeightScaleBlock;
-    const int64_t b1 = std::min(row_end, (rb0 + span_blocks) * kWeightScaleBlock);
-    for (int64_t rb = rb0; rb * kWeightScaleBlock < b1; ++rb)
-      Fp8TableScaledActivations(scaled + (rb - rb0) * padded, x, w, rb);
-    const int64_t stream_bytes = (b1 - b0) / kRowGroup * w.cols;  // ForSpreadRowGroups' streams
-    PrefetchStreamStarts(static_cast<const uint8_t*>(w.data) + b0 * w.cols, stream_bytes, kRowGroup,
-                         stream_bytes, kFp8TablePrefetchBytes);
-    ForSpreadRowGroups(b0, b1, [&](const int64_t(&row)[kRowGroup], int n_rows) {
-      const float* xs[kRowGroup];
-      for (int r = 0; r < kRowGroup; ++r)
-        xs[r] = scaled + (row[r] / kWeightScaleBlock - rb0) * padded;
-      float out[kRowGroup];
-      if (span_blocks == 1)
-        DotRowsFp8Table<true>(w, row, xs, out);
-      else
-        DotRowsFp8Table<false>(w, row, xs, out);
-      for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
-    });
-    b0 = b1;
-  }
+  ForFp8Spans(
+      w, row_begin, row_end, padded, kFp8TablePrefetchBytes,
+      [&](float* xs, int64_t rb) {
+        Fp8TableScaledActivations(xs, x, w, rb);
+        return true;  // the table decode needs no scaling that could overflow
+      },
+      [](int64_t, int64_t) {},
+      [&](const int64_t(&row)[kRowGroup], int n_rows, const float* const(&xs)[kRowGroup],
+          bool one_block) {
+        float out[kRowGroup];
+        if (one_block)
+          DotRowsFp8Table<true>(w, row, xs, out);
+        else
+          DotRowsFp8Table<false>(w, row, xs, out);
+        for (int r = 0; r < n_rows; ++r) y[row[r]] = out[r];
+      });
 }
 
 #endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL

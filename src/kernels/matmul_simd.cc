@@ -88,38 +88,6 @@ constexpr int64_t InTurnMaxTokens(int64_t cols, bool fp8) {
   return fp8 ? 3 : 2;  // FP8's decode outweighs its x loads longer
 }
 
-// The one-token FP8 kernels (fp8_table-inl.h, fp8_bits-inl.h) read narrow rows (up to this many
-// columns) in spans of several 128-row scale blocks, each of the four row streams block by block
-// with its own scaled x: in one block, a stream is only a quarter block long (32 rows, 8-16 KiB
-// at these widths), and each stream's start, which its prefetch has not reached yet, cost a good
-// share of the time. One core, FP8 through the byte tables from DRAM (2026-12-02 Zen 5 VM,
-// per-block and spanned calls alternated in one process, medians of 10): 1536 x 384 17.6 -> 24.8
-// GB/s, 2304 x 512 19.6 -> 26.7, 3072 x 256 16.3 -> 23.9, 32768 x 512 19.8 -> 26.0. Wider rows
-// keep one block at a time: four blocks' x vectors no longer fit in L1 beside the streams (1536 x
-// 1024 24.5 -> 22.9, 1536 x 4096 28.3 -> 14.1, 2048 x 1408 27.8 -> 21.2).
-constexpr int64_t kFp8SpanMaxCols = 512;
-// At most this many bytes of scaled x per span (half of L2): 64 blocks at 512 columns.
-constexpr int64_t kFp8SpanBytes = int64_t{128} << 10;
-
-// Scale blocks per span for rows [row_begin, row_end) of `cols` columns whose scaled x takes
-// `padded` floats per block.
-inline int64_t Fp8SpanBlocks(int64_t cols, int64_t padded, int64_t row_begin, int64_t row_end) {
-  if (cols > kFp8SpanMaxCols) return 1;
-  const int64_t first_block = row_begin / kWeightScaleBlock;
-  const int64_t blocks_in_range = (row_end - 1) / kWeightScaleBlock + 1 - first_block;
-  return std::clamp<int64_t>(kFp8SpanBytes / (padded * int64_t{sizeof(float)}), 1, blocks_in_range);
-}
-
-// This thread's buffer for the scaled x of a span, `floats` long from a 64-byte boundary (a vector
-// load across two cache lines costs two); grows only, so a decode step allocates nothing.
-inline float* Fp8SpanBuffer(int64_t floats) {
-  thread_local std::vector<float> buffer;
-  if (static_cast<int64_t>(buffer.size()) < floats + 16)
-    buffer.resize(static_cast<size_t>(floats + 16));
-  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) &
-                                  ~uintptr_t{63});
-}
-
 }  // namespace matmul_detail
 }  // namespace whale
 #endif  // WHALE_KERNELS_MATMUL_SIMD_ONCE
@@ -517,6 +485,7 @@ void GemvRowsFp8F16(float* y, const float* x, const WeightMatrix& w, int64_t row
 
 #include "kernels/bf16_pairs-inl.h"  // GemvRowsBf16Pairs on AVX-512 CPUs with AVX512_BF16
 #include "kernels/fp8_bits-inl.h"    // GemvRowsFp8Bits on the other vector targets
+#include "kernels/fp8_span-inl.h"    // ForFp8Spans: the FP8 one-token kernels' row blocks
 #include "kernels/fp8_table-inl.h"   // GemvRowsFp8Table on AVX-512 VBMI targets
 
 // dst[cols] = row `row` of W in F32 (FP8: value · scale, rounded once).

@@ -25,7 +25,7 @@ bool RunningStreamPrefetchCpuDefault() {
   // The displayed family: the base family, plus the extended family when the base is 0xF.
   const unsigned base = (eax >> 8) & 0xF;
   const unsigned family = base == 0xF ? base + ((eax >> 20) & 0xFF) : base;
-  return family != 0x19;
+  return family != 0x17 && family != 0x19;
 #else
   return true;
 #endif
@@ -37,7 +37,8 @@ bool RunningStreamPrefetchSetting(const char* setting, bool cpu_default) {
   if (value == "on") return true;
   if (value == "off") return false;
   Fail("WHALE_STREAM_PREFETCH='", value,
-       "': expected \"on\" or \"off\" (or unset: the CPU's default, off on AMD family 19h)");
+       "': expected \"on\" or \"off\" (or unset: the CPU's default, off on AMD families 17h and "
+       "19h)");
 }
 
 bool RunningStreamPrefetch() {

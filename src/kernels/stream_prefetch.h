@@ -29,9 +29,10 @@ inline void PrefetchStreamStarts(const void* first, int64_t stride, int streams,
   }
 }
 
-// Whether the one-token int8 / int4 and BF16 kernels prefetch ahead of their reads as they go
-// (FP8's table kernel always does). It pays on one CPU and costs on another, measured with the
-// same kernels and models, steps with and without at random in one process:
+// Whether the one-token int8 / int4, BF16 and FP8 F32-bits kernels prefetch ahead of their reads
+// as they go (FP8's table kernel always does). It pays on one CPU and costs on another, measured
+// with the same kernels and models, steps with and without at random in one process (Zen 2: whole
+// runs alternated):
 // - Zen 5 VM, 2026-12-02: on. V2-Lite decode int8 93.9 -> 90.1 ms a token with 1 thread and 65.7
 //   -> 61.8 with 2; int4 53.9 -> 50.7 and 34.7 -> 32.5; small-v3 BF16 20.5 -> 19.3 and 12.0 ->
 //   11.2.
@@ -45,14 +46,19 @@ inline void PrefetchStreamStarts(const void* first, int64_t stride, int streams,
 //   the same bytes (runs alternated): 76-81 % of their speed with the running prefetch, 96-107 %
 //   without, from 384 x 1536 to 16384 x 2048. FP8's kernel, off: 1 thread 14.53 -> 14.69, 2
 //   threads 9.42 -> 10.16, so it keeps its prefetch everywhere.
-// So it is off on AMD family 19h (Zen 3 and Zen 4; Zen 3 has no AVX-512 and its AVX2 kernels are
-// unmeasured) and on elsewhere; WHALE_STREAM_PREFETCH=on|off overrides the CPU's default. Asked
-// once per process; a bad value of the variable is an error at the first matrix product.
+// - Zen 2 VM (family 17h, AVX2), 2026-12-03, whole bench runs alternated (whale bench -p 16 -n 32
+//   --repeat 3 --warmup 60): V2-Lite int8 with 1 thread 6.92, 7.03 -> 8.05, 8.15 tok/s (71-72 ->
+//   82-83 % of the probe), with 2 threads 10.35, 10.30 -> 10.67 (80-81 -> 82 %); int4 with 1
+//   thread 13.60, 13.20 -> 13.01, 12.71 (76-79 % either way); small-v3 int8 and int4 79-80 ->
+//   82-86 % and 73-80 -> 75-82 % (one outlier); BF16 and FP8 (F32 bits) within the noise.
+// So it is off on AMD families 17h (Zen, Zen 2) and 19h (Zen 3, Zen 4; Zen 3 unmeasured) and on
+// elsewhere; WHALE_STREAM_PREFETCH=on|off overrides the CPU's default. Asked once per process; a
+// bad value of the variable is an error at the first matrix product.
 bool RunningStreamPrefetch();
 // The rule behind it: `setting` is the variable's value (nullptr or "" when unset), `cpu_default`
 // the CPU's default (RunningStreamPrefetchCpuDefault). Throws Error for any other value.
 bool RunningStreamPrefetchSetting(const char* setting, bool cpu_default);
-// false on AMD family 19h, true elsewhere.
+// false on AMD families 17h and 19h, true elsewhere.
 bool RunningStreamPrefetchCpuDefault();
 
 }  // namespace whale

@@ -37,7 +37,7 @@ TEST(RunningStreamPrefetchSetting, AnyOtherValueNamesTheVariableAndTheValue) {
 }
 
 // The cpuid decoding against the kernel's own reading of the CPU (/proc/cpuinfo, Linux x86).
-TEST(RunningStreamPrefetchCpuDefault, OffExactlyOnAmdFamily19h) {
+TEST(RunningStreamPrefetchCpuDefault, OffExactlyOnAmdFamilies17hAnd19h) {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line, vendor;
   int family = -1;
@@ -48,7 +48,8 @@ TEST(RunningStreamPrefetchCpuDefault, OffExactlyOnAmdFamily19h) {
     if (line.rfind("cpu family", 0) == 0) family = std::stoi(value);
   }
   if (vendor.empty() || family < 0) GTEST_SKIP() << "no x86 /proc/cpuinfo here";
-  EXPECT_EQ(RunningStreamPrefetchCpuDefault(), !(vendor == "AuthenticAMD" && family == 0x19))
+  EXPECT_EQ(RunningStreamPrefetchCpuDefault(),
+            !(vendor == "AuthenticAMD" && (family == 0x17 || family == 0x19)))
       << vendor << " family " << family;
 }
 

@@ -1,7 +1,7 @@
 // FP8 e4m3 rows of the one-token kernel decoded straight into F32 bits with integer ops, for the
 // vector targets without AVX-512 VBMI (AVX2, SSE4, AVX-512 without VBMI, NEON, ...). Included by
-// matmul_simd.cc inside its per-target namespace, after SumRows4, kRowGroup, ForSpreadRowGroups,
-// DotRowScalar and Fp8Decoder.
+// matmul_simd.cc inside its per-target namespace, after SumRows4, kRowGroup, DotRowScalar,
+// Fp8Decoder, GemvRowsFp8F16 and ForFp8Spans.
 //
 // A code sign-extended and shifted so that its sign lands on bit 31 and its magnitude on bits
 // 20-26, with bits 27-30 (copies of the sign) and 0-19 cleared, is the F32 of its value times
@@ -16,13 +16,13 @@
 //   even = the same after a shuffle that copies code 2i into byte 2i + 1;
 //   F32 lane i of codes 4i + 3 and 4i + 2: odd and even masked with 0x87F00000; of codes 4i + 1
 //   and 4i: the same after a shuffle that copies each lane's low 16 bits into its high 16 bits.
-// The earlier decode sign-extended N codes to 32 bits, shifted and masked them: 16 integer ops per
-// 4N codes (12 of them shifts and widening shuffles) where this has 9 (5). One Zen 2 (AVX2) core,
-// 2026-12-03, a loop of each over four rows of 2048 codes in L2: 16.5 against 20.2 GB/s (from
-// DRAM 14.1 / 15.3); BM_ExpertStep FP8 (eight V2-Lite experts from DRAM) 10.8-11.1 -> 12.5-13.7
-// GB/s with 1 thread, 17.8-18.1 -> 21.4-23.4 with 2; whale bench small-v3 FP8 decode with 1 thread
-// 48.5-50.0 -> 52.8-55.5 tok/s. The running prefetch (kFp8BitsPrefetchBytes) was within the noise
-// there either way (12.5-13.3 GB/s off, 13.4-13.7 on).
+// The earlier decode sign-extended N codes to 32 bits, shifted and masked them: 12 integer ops per
+// 4N codes (8 of them shifts and widening shuffles) where this has 9 (5), beside the 4 FMAs. One
+// Zen 2 (AVX2) core, 2026-12-03, a loop of each over four rows of 2048 codes in L2: 16.5
+// against 20.2 GB/s (from DRAM 14.1 / 15.3); BM_ExpertStep FP8 (eight V2-Lite experts from
+// DRAM) 10.8-11.1 -> 12.5-13.7 GB/s with 1 thread, 17.8-18.1 -> 21.4-23.4 with 2; whale bench
+// small-v3 FP8 decode with 1 thread 48.5-50.0 -> 52.8-55.5 tok/s. The running prefetch
+// (kFp8BitsPrefetchBytes) was within the noise there either way (12.5-13.3 GB/s off, 13.4-13.7 on).
 // Rows are read four far-apart rows side by side (ForSpreadRowGroups), as BF16's are: with the
 // earlier decode, a decode step's eight V2-Lite FP8 experts (BM_ExpertStep) on one Zen 2 core read
 // at 10.8-11.1 GB/s so against 8.3-9.0 in turn (2 threads 17.8-18.1 against 13.6-15.3), and

@@ -1,7 +1,6 @@
 // FP8 e4m3 rows of the one-token kernel decoded through byte tables (fp8_table.h), for x86
 // targets with AVX-512 VBMI (Highway's AVX3_DL and later: Ice Lake, Zen 4). Included by
-// matmul_simd.cc inside its per-target namespace, after SumRows4, kRowGroup and
-// ForSpreadRowGroups.
+// matmul_simd.cc inside its per-target namespace, after SumRows4, kRowGroup and ForFp8Spans.
 //
 // Every e4m3 value (subnormals and NaN included) is exact in BF16, i.e. in the upper 16 bits of
 // its F32. Two 128-entry tables hold those two bytes for each 7-bit magnitude; vpermt2b looks up

@@ -484,9 +484,12 @@ void GemvRowsFp8F16(float* y, const float* x, const WeightMatrix& w, int64_t row
 }
 
 #include "kernels/bf16_pairs-inl.h"  // GemvRowsBf16Pairs on AVX-512 CPUs with AVX512_BF16
-#include "kernels/fp8_bits-inl.h"    // GemvRowsFp8Bits on the other vector targets
 #include "kernels/fp8_span-inl.h"    // ForFp8Spans: the FP8 one-token kernels' row blocks
-#include "kernels/fp8_table-inl.h"   // GemvRowsFp8Table on AVX-512 VBMI targets
+
+// After ForFp8Spans, which both use (a block of their own keeps clang-format from sorting them
+// above it).
+#include "kernels/fp8_bits-inl.h"   // GemvRowsFp8Bits on the other vector targets
+#include "kernels/fp8_table-inl.h"  // GemvRowsFp8Table on AVX-512 VBMI targets
 
 // dst[cols] = row `row` of W in F32 (FP8: value · scale, rounded once).
 template <class Dec>
